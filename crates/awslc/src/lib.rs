@@ -1,0 +1,1 @@
+//! TODO(awslc helper): CryptoProvider on aws-lc-rs.

@@ -1,0 +1,3 @@
+//! TODO(lead): ESP SA processing.
+
+pub mod replay;

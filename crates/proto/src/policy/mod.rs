@@ -1,0 +1,1 @@
+//! TODO(policy helper): traffic selectors and SPD.

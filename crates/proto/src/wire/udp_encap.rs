@@ -1,0 +1,1 @@
+//! TODO(wire helper): see wire/mod.rs for the contract.
