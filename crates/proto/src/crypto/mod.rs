@@ -17,6 +17,9 @@
 //! Key material is split the way RFC 7296 §2.17 takes KEYMAT: the encryption key first (for the
 //! AEADs including the 4-byte salt, RFC 4106 §8.1 and RFC 7634 §4), then the integrity key.
 
+#[cfg(test)]
+pub(crate) mod test_provider;
+
 use core::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
