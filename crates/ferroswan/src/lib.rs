@@ -1,0 +1,8 @@
+//! The ferroswan daemon and CLI (library part).
+//!
+//! - [`config`]: swanctl.conf (strongSwan settings syntax) read as-is, validated with file,
+//!   line and a fix in every error.
+//! - [`vici`]: strongSwan's VICI control protocol: codec, server and client.
+
+pub mod config;
+pub mod vici;
