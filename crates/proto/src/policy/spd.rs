@@ -1,6 +1,6 @@
 //! The selectors of one Child SA and the security policy database (RFC 4301 §4.4.1).
 
-use super::ts::{TrafficSelector, host_bits, is_icmp};
+use super::ts::{TrafficSelector, host_bits};
 use crate::wire::ip::FlowKey;
 
 /// The traffic selectors negotiated for one Child SA (RFC 7296 §2.9): TSi/TSr seen from our
@@ -11,12 +11,15 @@ use crate::wire::ip::FlowKey;
 /// §2.9, "the set of addresses ... is the cross product"). Empty lists match nothing.
 ///
 /// Protocol and ports are checked per selector: the local selector against the packet's local
-/// port, the remote selector against its remote port. For ICMP and ICMPv6, whose type/code sit
-/// in both port fields of [`FlowKey`], only the selector on the packet's *source* side checks
-/// type/code (the local one outbound, the remote one inbound); the destination side checks
-/// address and protocol only. That is how strongSwan installs ICMP selectors, and it lets
-/// `local_ts = ...[icmp/8]`, `remote_ts = ...[icmp/0]` mean "send echo requests, receive
-/// echo replies". See [`TrafficSelector`] for the encoding.
+/// port, the remote selector against its remote port.
+///
+/// For ICMP and ICMPv6, [`FlowKey`] carries `type << 8 | code` in *both* port fields, so the
+/// type/code must lie in the range of both the local and the remote selector. RFC 4301
+/// §4.4.1.1 has a single ICMP type/code selector per policy, and a packet must satisfy both of
+/// IKEv2's port ranges. strongSwan's kernel interface installs one value for the pair (the
+/// larger of the two selectors' ports, `max(sport, dport)` in `kernel_netlink_ipsec.c`) and
+/// applies it in both directions, which agrees with this rule whenever at most one side
+/// restricts type/code, the usual configuration (`remote_ts = 10.2.0.0/16[icmp/8]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SaSelectors {
     /// Our side: source addresses of outbound packets, destinations of inbound ones.
@@ -55,14 +58,10 @@ fn matches_source(ts: &TrafficSelector, flow: &FlowKey) -> bool {
     ts.matches(flow.src, flow.protocol, flow.src_port, flow.ports_opaque)
 }
 
-/// Whether `ts` admits the packet's destination side: address, protocol and destination port;
-/// for ICMP, address and protocol only (see [`SaSelectors`]).
+/// Whether `ts` admits the packet's destination side: address, protocol, destination port (or
+/// ICMP type/code).
 fn matches_destination(ts: &TrafficSelector, flow: &FlowKey) -> bool {
-    if is_icmp(flow.protocol) {
-        ts.matches_addr_protocol(flow.dst, flow.protocol)
-    } else {
-        ts.matches(flow.dst, flow.protocol, flow.dst_port, flow.ports_opaque)
-    }
+    ts.matches(flow.dst, flow.protocol, flow.dst_port, flow.ports_opaque)
 }
 
 /// What the SPD says to do with a packet (RFC 4301 §4.4.1: PROTECT, BYPASS, DISCARD).
@@ -310,22 +309,32 @@ mod tests {
     }
 
     #[test]
-    fn icmp_type_code_comes_from_the_source_side_selector() {
-        // Ping out, replies back.
-        let sa = sel(&["10.1.0.0/16[icmp/8]"], &["10.2.0.0/16[icmp/0]"]);
+    fn icmp_type_code_must_be_in_both_selectors() {
+        // Only pings to the peer's network (echo request out, echo request in: type/code is
+        // one selector for both directions, as in strongSwan).
+        let sa = sel(&["10.1.0.0/16[icmp]"], &["10.2.0.0/16[icmp/8]"]);
         assert!(sa.matches_outbound(&icmp("10.1.0.1", "10.2.0.1", 8, 0)));
         assert!(!sa.matches_outbound(&icmp("10.1.0.1", "10.2.0.1", 0, 0)));
-        assert!(sa.allows_inbound(&icmp("10.2.0.1", "10.1.0.1", 0, 0)));
-        assert!(!sa.allows_inbound(&icmp("10.2.0.1", "10.1.0.1", 8, 0)));
+        assert!(sa.allows_inbound(&icmp("10.2.0.1", "10.1.0.1", 8, 0)));
+        assert!(!sa.allows_inbound(&icmp("10.2.0.1", "10.1.0.1", 0, 0)));
+        // Conflicting restrictions leave nothing.
+        let conflict = sel(&["10.1.0.0/16[icmp/8]"], &["10.2.0.0/16[icmp/0]"]);
+        assert!(!conflict.matches_outbound(&icmp("10.1.0.1", "10.2.0.1", 8, 0)));
+        assert!(!conflict.allows_inbound(&icmp("10.2.0.1", "10.1.0.1", 0, 0)));
         // Code-level selection: only "fragmentation needed" (3/4) comes in.
         let pmtu = sel(&["10.1.0.0/16[icmp]"], &["0.0.0.0/0[icmp/3(4)]"]);
         assert!(pmtu.allows_inbound(&icmp("192.0.2.1", "10.1.0.1", 3, 4)));
         assert!(!pmtu.allows_inbound(&icmp("192.0.2.1", "10.1.0.1", 3, 3)));
+        // A port-restricted selector for any protocol does not admit ICMP (type/code 0/0 is
+        // not port 53).
+        let dns = sel(&["10.1.0.0/16"], &["10.2.0.53[any/53]"]);
+        assert!(!dns.matches_outbound(&icmp("10.1.0.1", "10.2.0.53", 0, 0)));
+        assert!(dns.matches_outbound(&flow("10.1.0.1", "10.2.0.53", UDP, 40000, 53)));
         // ICMPv6.
-        let v6 = sel(&["fec1::/16[ipv6-icmp/128]"], &["fec2::/16[ipv6-icmp/129]"]);
+        let v6 = sel(&["fec1::/16[ipv6-icmp/128-129]"], &["fec2::/16[ipv6-icmp]"]);
         assert!(v6.matches_outbound(&icmp("fec1::1", "fec2::1", 128, 0)));
         assert!(v6.allows_inbound(&icmp("fec2::1", "fec1::1", 129, 0)));
-        assert!(!v6.allows_inbound(&icmp("fec2::1", "fec1::1", 128, 0)));
+        assert!(!v6.allows_inbound(&icmp("fec2::1", "fec1::1", 135, 0)));
         // ICMP selectors do not match ICMPv6 packets and vice versa.
         let wrong = sel(&["fec1::/16[icmp]"], &["fec2::/16[icmp]"]);
         assert!(!wrong.matches_outbound(&icmp("fec1::1", "fec2::1", 128, 0)));

@@ -109,12 +109,10 @@ pub enum TsError {
 ///   as 65535-0, the encoding RFC 4301 §4.4.1.1 gives for IKEv2. Any other range matches only
 ///   packets that carry ports in it.
 /// - **ICMP and ICMPv6:** the port range applies to `type << 8 | code` (RFC 7296 §3.13.1,
-///   RFC 4301 §4.4.1.1), the value [`FlowKey`](crate::wire::ip::FlowKey) puts in its port
-///   fields. RFC 4301 has a single type/code selector rather than a local/remote pair; like
-///   strongSwan (whose kernel interface installs the *source* selector's type and code as the
-///   XFRM sport/dport and ignores the destination selector's ports), the SA-level checks in
-///   [`SaSelectors`](super::SaSelectors) take type/code from the selector on the packet's
-///   source side only.
+///   RFC 4301 §4.4.1.1), the value [`FlowKey`](crate::wire::ip::FlowKey) puts in both of its
+///   port fields. RFC 4301 has one type/code selector per policy rather than a local/remote
+///   pair, so [`SaSelectors`](super::SaSelectors) requires the type/code to be in both the
+///   local and the remote selector; see there for how strongSwan places it.
 ///
 /// As a set, the port dimension is {OPAQUE} ∪ {0, …, 65535}: "any" is the whole set, OPAQUE
 /// the single extra element, and a range a subset of the numbers. [`is_subset_of`] and
@@ -273,12 +271,9 @@ impl TrafficSelector {
         port: u16,
         ports_opaque: bool,
     ) -> bool {
-        self.matches_addr_protocol(addr, protocol) && self.matches_port(port, ports_opaque)
-    }
-
-    /// Whether address and protocol match, ports not considered.
-    pub(crate) fn matches_addr_protocol(&self, addr: IpAddr, protocol: IpProtocol) -> bool {
-        self.contains_addr(addr) && (self.protocol.0 == 0 || self.protocol == protocol)
+        self.contains_addr(addr)
+            && (self.protocol.0 == 0 || self.protocol == protocol)
+            && self.matches_port(port, ports_opaque)
     }
 
     /// Whether a packet's port (or its absence) is in the port set; see the type docs.
@@ -475,7 +470,7 @@ impl FromStr for TrafficSelector {
 }
 
 /// Whether `protocol` carries ICMP type/code in the port selectors.
-pub(crate) fn is_icmp(protocol: IpProtocol) -> bool {
+fn is_icmp(protocol: IpProtocol) -> bool {
     protocol == IpProtocol::ICMP || protocol == IpProtocol::ICMPV6
 }
 
