@@ -210,6 +210,18 @@ impl<T> Spd<T> {
         self.get(row.id).map(|entry| (row.id, entry))
     }
 
+    /// The entry that covers a packet which arrived *without* IPsec protection, with the roles
+    /// of the selectors swapped (source in a remote selector, destination in a local one, as
+    /// in [`SaSelectors::allows_inbound`]). RFC 4301 §5.2: pass such a packet only when this is
+    /// [`Action::Bypass`]; drop it when it is `Discard`, and also when it is `Protect`, because
+    /// that traffic must arrive through the SA.
+    pub fn lookup_inbound(&self, flow: &FlowKey) -> Option<&Action<T>> {
+        let row = self.rows.iter().find(|row| {
+            matches_source(&row.remote, flow) && matches_destination(&row.local, flow)
+        })?;
+        self.get(row.id).map(|entry| &entry.action)
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -375,6 +387,21 @@ mod tests {
         assert_eq!(spd.remove(mgmt).map(|e| e.action), Some(Action::Discard));
         assert_eq!(out(&spd, "10.2.0.7", TCP, 22), Some(twin));
         assert_eq!(spd.iter().map(|(id, _)| id).collect::<Vec<_>>(), [wide, dns, twin]);
+    }
+
+    #[test]
+    fn inbound_cleartext_lookup_swaps_the_roles() {
+        let mut spd = Spd::new();
+        spd.insert(sel(&["10.1.0.0/16"], &["10.2.0.0/16"]), Action::Protect(7));
+        spd.insert(sel(&["10.1.0.0/16[udp/500]"], &["0.0.0.0/0[udp]"]), Action::Bypass);
+        // IKE from anywhere to our port 500 may come in the clear.
+        let ike = flow("192.0.2.1", "10.1.0.1", UDP, 500, 500);
+        assert_eq!(spd.lookup_inbound(&ike), Some(&Action::Bypass));
+        // Traffic that must be protected, arriving in the clear: the caller drops it.
+        let leak = flow("10.2.0.1", "10.1.0.1", TCP, 80, 40000);
+        assert_eq!(spd.lookup_inbound(&leak), Some(&Action::Protect(7)));
+        // Outbound direction is not inbound.
+        assert_eq!(spd.lookup_inbound(&flow("10.1.0.1", "10.2.0.1", TCP, 1, 2)), None);
     }
 
     #[test]

@@ -526,11 +526,12 @@ fn parse_ports(text: &str, icmp: bool) -> Result<(u16, u16), TsError> {
         return Err(TsError::ServiceName(text.to_owned()));
     }
     let (from, to) = text.split_once('-').unwrap_or((text, text));
-    let start = parse_port(from.trim(), icmp, false)?;
-    let end = parse_port(to.trim(), icmp, true)?;
-    if (start, end) == (u16::MAX, 0) {
-        return Ok((start, end)); // the RFC 4301 OPAQUE encoding written out
+    let (from, to) = (from.trim(), to.trim());
+    if (from, to) == ("65535", "0") {
+        return Ok((u16::MAX, 0)); // the RFC 4301 OPAQUE encoding written out
     }
+    let start = parse_port(from, icmp, false)?;
+    let end = parse_port(to, icmp, true)?;
     if start > end {
         return Err(TsError::InvalidPortRange { start, end });
     }
@@ -645,6 +646,8 @@ mod tests {
             ("10.0.0.0/8[icmp/8]", "10.0.0.0", "10.255.255.255", 1, (0x0800, 0x08ff)),
             ("10.0.0.0/8[icmp/2048]", "10.0.0.0", "10.255.255.255", 1, (0x0800, 0x0800)),
             ("10.0.0.0/8[icmp/3(4)]", "10.0.0.0", "10.255.255.255", 1, (0x0304, 0x0304)),
+            ("10.0.0.0/8[icmp/65535-0]", "10.0.0.0", "10.255.255.255", 1, OPAQUE),
+            ("10.0.0.0/8[icmp/opaque]", "10.0.0.0", "10.255.255.255", 1, OPAQUE),
             ("10.0.0.0/8[icmp/3-4]", "10.0.0.0", "10.255.255.255", 1, (0x0300, 0x04ff)),
             ("10.0.0.0/8[icmp/0(0)]", "10.0.0.0", "10.255.255.255", 1, (0, 0)),
             (
