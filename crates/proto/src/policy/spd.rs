@@ -6,9 +6,10 @@ use crate::wire::ip::FlowKey;
 /// The traffic selectors negotiated for one Child SA (RFC 7296 §2.9): TSi/TSr seen from our
 /// side, as `local` and `remote`.
 ///
-/// IKEv2 selector lists are not paired: a packet is covered when its local address side
-/// matches *any* local selector and its remote side matches *any* remote selector (RFC 7296
-/// §2.9, "the set of addresses ... is the cross product"). Empty lists match nothing.
+/// IKEv2 selector lists are not paired: a packet is covered when its local side matches *any*
+/// local selector and its remote side matches *any* remote selector (RFC 7296 §2.9: TSi and
+/// TSr each list what is allowed on one side, in every combination). Empty lists match
+/// nothing.
 ///
 /// Protocol and ports are checked per selector: the local selector against the packet's local
 /// port, the remote selector against its remote port.
