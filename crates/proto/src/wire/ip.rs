@@ -1,8 +1,9 @@
-//! Version-independent IP helpers: the flow key that policy lookups match on.
+//! Version-independent IP helpers: the flow key that policy lookups match on, the internet
+//! checksum (RFC 1071) with the UDP pseudo-headers, and where transport-mode ESP goes.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::IpProtocol;
+use super::{Error, IpProtocol, Result, ensure_len, ipv4, ipv6, read_u16};
 
 /// The selector-relevant fields of an IP packet (RFC 4301 §4.4.1.1): addresses, the upper-layer
 /// protocol and its ports.
@@ -25,4 +26,187 @@ pub struct FlowKey {
     pub dst_port: u16,
     /// The packet is a non-initial fragment: its ports are not available (RFC 4301 "OPAQUE").
     pub ports_opaque: bool,
+}
+
+/// Where transport-mode ESP is inserted into an IP packet (RFC 4303 §3.1.1).
+///
+/// To insert ESP, the caller copies the bytes from `offset` on to make room for the ESP header
+/// (and IV), writes the ESP header at `offset`, sets the byte at `next_header_offset` to
+/// [`IpProtocol::ESP`] and puts `next_header` in the ESP trailer. For IPv4 `offset` is the
+/// header length and `next_header_offset` is 9 (the Protocol field); for IPv6 see
+/// [`ipv6::esp_insertion_point`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InsertionPoint {
+    /// Where the ESP header goes: the first byte that ESP protects.
+    pub offset: usize,
+    /// The byte holding the protocol of what follows, to be overwritten with 50 (ESP).
+    pub next_header_offset: usize,
+    /// The value that byte had: it becomes the Next Header of the ESP trailer.
+    pub next_header: IpProtocol,
+}
+
+/// The IP version of `packet` (the high nibble of its first byte), or `None` if it is empty.
+pub fn version(packet: &[u8]) -> Option<u8> {
+    packet.first().map(|b| b >> 4)
+}
+
+/// Where transport-mode ESP goes in an IPv4 or IPv6 packet, chosen by the version nibble.
+///
+/// See [`ipv4::esp_insertion_point`] and [`ipv6::esp_insertion_point`].
+pub fn esp_insertion_point(packet: &[u8]) -> Result<InsertionPoint> {
+    match version(packet) {
+        Some(4) => ipv4::esp_insertion_point(packet),
+        Some(6) => ipv6::esp_insertion_point(packet),
+        Some(_) => Err(Error::Malformed { what: "IP version" }),
+        None => Err(Error::Truncated { what: "IP packet", needed: 1, have: 0 }),
+    }
+}
+
+/// Extracts the [`FlowKey`] of an IPv4 or IPv6 packet (chosen by the version nibble).
+///
+/// IPv6 extension headers are walked ([`ipv6::upper_layer`]). Ports are read for TCP, UDP and
+/// SCTP; ICMP (in IPv4) and ICMPv6 (in IPv6) give `type << 8 | code` in both port fields; other
+/// protocols give 0. A non-initial fragment has `ports_opaque` set and ports 0. An upper-layer
+/// header that is cut short (shorter than its fixed part: TCP 20, UDP 8, SCTP 12, ICMP 8,
+/// ICMPv6 4 bytes) is [`Error::Truncated`]: a first fragment too small to hold the ports is
+/// rejected rather than matched without them (the "tiny fragment" attack, RFC 1858).
+pub fn flow_key(packet: &[u8]) -> Result<FlowKey> {
+    match version(packet) {
+        Some(4) => flow_key_v4(packet),
+        Some(6) => flow_key_v6(packet),
+        Some(_) => Err(Error::Malformed { what: "IP version" }),
+        None => Err(Error::Truncated { what: "IP packet", needed: 1, have: 0 }),
+    }
+}
+
+fn flow_key_v4(packet: &[u8]) -> Result<FlowKey> {
+    let ip = ipv4::Packet::new_checked(packet)?;
+    let protocol = ip.protocol();
+    let ports_opaque = ip.frag_offset() != 0;
+    let (src_port, dst_port) =
+        if ports_opaque { (0, 0) } else { ports(protocol, IpProtocol::ICMP, ip.payload())? };
+    Ok(FlowKey {
+        src: IpAddr::V4(ip.src_addr()),
+        dst: IpAddr::V4(ip.dst_addr()),
+        protocol,
+        src_port,
+        dst_port,
+        ports_opaque,
+    })
+}
+
+fn flow_key_v6(packet: &[u8]) -> Result<FlowKey> {
+    let ip = ipv6::Packet::new_checked(packet)?;
+    let upper = ipv6::upper_layer(packet)?;
+    let ports_opaque = upper.non_initial_fragment;
+    let (src_port, dst_port) = if ports_opaque {
+        (0, 0)
+    } else {
+        let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+        let payload = packet.get(upper.offset..end).unwrap_or_default();
+        ports(upper.protocol, IpProtocol::ICMPV6, payload)?
+    };
+    Ok(FlowKey {
+        src: IpAddr::V6(ip.src_addr()),
+        dst: IpAddr::V6(ip.dst_addr()),
+        protocol: upper.protocol,
+        src_port,
+        dst_port,
+        ports_opaque,
+    })
+}
+
+/// Reads the port selectors of `upper` (the upper-layer header and what follows).
+fn ports(protocol: IpProtocol, icmp: IpProtocol, upper: &[u8]) -> Result<(u16, u16)> {
+    let (what, needed) = match protocol {
+        IpProtocol::TCP => ("TCP header", 20),
+        IpProtocol::UDP => ("UDP header", 8),
+        IpProtocol::SCTP => ("SCTP common header", 12),
+        p if p == icmp && p == IpProtocol::ICMP => ("ICMP header", 8),
+        p if p == icmp => ("ICMPv6 header", 4),
+        _ => return Ok((0, 0)),
+    };
+    ensure_len(what, needed, upper.len())?;
+    if protocol == icmp {
+        let type_code = read_u16(&upper[0..2]);
+        Ok((type_code, type_code))
+    } else {
+        Ok((read_u16(&upper[0..2]), read_u16(&upper[2..4])))
+    }
+}
+
+/// The folded ones'-complement sum of `data` as big-endian 16-bit words (RFC 1071), an odd last
+/// byte padded with zero. Not complemented: combine partial sums with [`combine`], then
+/// complement.
+pub fn sum(data: &[u8]) -> u16 {
+    let mut chunks = data.chunks_exact(2);
+    let mut acc: u64 = 0;
+    for word in chunks.by_ref() {
+        acc += u64::from(read_u16(word));
+    }
+    if let [last] = chunks.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    fold(acc)
+}
+
+/// Adds ones'-complement partial sums (from [`sum`] or the pseudo-header helpers).
+pub fn combine(sums: &[u16]) -> u16 {
+    fold(sums.iter().map(|&s| u64::from(s)).sum())
+}
+
+/// The internet checksum of `data` (RFC 1071): the complement of [`sum`].
+///
+/// Computing it over a header whose checksum field is correct gives 0.
+pub fn checksum(data: &[u8]) -> u16 {
+    !sum(data)
+}
+
+/// Folds a 64-bit accumulator of 16-bit words into a ones'-complement 16-bit sum.
+fn fold(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    // The loop leaves `acc <= 0xffff`.
+    u16::try_from(acc).unwrap_or(u16::MAX)
+}
+
+/// The partial sum of the IPv4 pseudo-header (RFC 768): source, destination, zero, protocol,
+/// and the upper-layer length.
+pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, len: u16) -> u16 {
+    let mut header = [0u8; 12];
+    header[0..4].copy_from_slice(&src.octets());
+    header[4..8].copy_from_slice(&dst.octets());
+    header[9] = protocol.0;
+    header[10..12].copy_from_slice(&len.to_be_bytes());
+    sum(&header)
+}
+
+/// The partial sum of the IPv6 pseudo-header (RFC 8200 §8.1): source, destination, the 32-bit
+/// upper-layer length, three zero bytes and the next header.
+pub fn pseudo_header_v6(src: &Ipv6Addr, dst: &Ipv6Addr, protocol: IpProtocol, len: u32) -> u16 {
+    let mut header = [0u8; 40];
+    header[0..16].copy_from_slice(&src.octets());
+    header[16..32].copy_from_slice(&dst.octets());
+    header[32..36].copy_from_slice(&len.to_be_bytes());
+    header[39] = protocol.0;
+    sum(&header)
+}
+
+/// The partial sum of the pseudo-header for `src` and `dst` of either version.
+///
+/// Fails with [`Error::Malformed`] if the addresses are of different versions, or if `len`
+/// does not fit the IPv4 16-bit length.
+pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: IpProtocol, len: usize) -> Result<u16> {
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let len = u16::try_from(len).map_err(|_| Error::Malformed { what: "IPv4 length" })?;
+            Ok(pseudo_header_v4(*src, *dst, protocol, len))
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let len = u32::try_from(len).map_err(|_| Error::Malformed { what: "IPv6 length" })?;
+            Ok(pseudo_header_v6(src, dst, protocol, len))
+        }
+        _ => Err(Error::Malformed { what: "pseudo-header address families" }),
+    }
 }

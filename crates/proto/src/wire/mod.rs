@@ -33,7 +33,13 @@ pub mod ipv6;
 pub mod registry;
 pub mod udp_encap;
 
+pub use ah::{Packet as AhPacket, Repr as AhRepr};
+pub use esp::{Packet as EspPacket, Repr as EspRepr, Trailer as EspTrailer};
+pub use ip::{FlowKey, InsertionPoint};
+pub use ipv4::{Packet as Ipv4Packet, Repr as Ipv4Repr};
+pub use ipv6::{Packet as Ipv6Packet, Repr as Ipv6Repr, UpperLayer};
 pub use registry::{EncrId, IntegId, IpProtocol, KeId, PrfId};
+pub use udp_encap::{Datagram, Packet as UdpPacket, Repr as UdpRepr};
 
 /// Why a buffer could not be read as the expected wire format.
 ///
@@ -71,4 +77,26 @@ pub type Result<T> = core::result::Result<T, Error>;
 /// Returns `Err(Truncated)` unless `have >= needed`.
 pub(crate) fn ensure_len(what: &'static str, needed: usize, have: usize) -> Result<()> {
     if have < needed { Err(Error::Truncated { what, needed, have }) } else { Ok(()) }
+}
+
+/// Reads a big-endian `u16` from the first two bytes of `bytes` (a `field` range, already
+/// length-checked).
+pub(crate) fn read_u16(bytes: &[u8]) -> u16 {
+    u16::from_be_bytes([bytes[0], bytes[1]])
+}
+
+/// Reads a big-endian `u32` from the first four bytes of `bytes` (a `field` range, already
+/// length-checked).
+pub(crate) fn read_u32(bytes: &[u8]) -> u32 {
+    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
+/// Writes `value` big-endian into the first two bytes of `bytes`.
+pub(crate) fn write_u16(bytes: &mut [u8], value: u16) {
+    bytes[..2].copy_from_slice(&value.to_be_bytes());
+}
+
+/// Writes `value` big-endian into the first four bytes of `bytes`.
+pub(crate) fn write_u32(bytes: &mut [u8], value: u32) {
+    bytes[..4].copy_from_slice(&value.to_be_bytes());
 }
