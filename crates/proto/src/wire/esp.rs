@@ -8,6 +8,23 @@
 //! [`write_trailer`] writes it with the default monotonic padding 1, 2, 3, … (RFC 4303 §2.4),
 //! [`parse_trailer`] checks and strips it, and [`pad_len_for`] computes how much padding an
 //! algorithm's block size requires.
+//!
+//! ```
+//! use ferroswan_proto::wire::{esp, EspPacket, EspRepr, IpProtocol};
+//!
+//! let repr = EspRepr { spi: 0x1234_5678, seq: 7 };
+//! let mut bytes = [0u8; 8];
+//! repr.emit(&mut EspPacket::new_unchecked(&mut bytes[..]));
+//! assert_eq!(EspRepr::parse(&EspPacket::new_checked(&bytes[..])?)?, repr);
+//!
+//! // A 5-byte payload for AES-CBC: 9 bytes of padding make 16.
+//! let mut plaintext = *b"hello\0\0\0\0\0\0\0\0\0\0\0";
+//! let pad_len = esp::pad_len_for(5, 16) as u8;
+//! let len = esp::write_trailer(&mut plaintext, 5, pad_len, IpProtocol::UDP)?;
+//! let (payload_len, trailer) = esp::parse_trailer(&plaintext[..len])?;
+//! assert_eq!((payload_len, trailer.next_header), (5, IpProtocol::UDP));
+//! # Ok::<(), ferroswan_proto::wire::Error>(())
+//! ```
 
 use super::{Error, IpProtocol, Result, ensure_len, read_u32, write_u32};
 
