@@ -122,8 +122,8 @@ fn ports(protocol: IpProtocol, icmp: IpProtocol, upper: &[u8]) -> Result<(u16, u
         IpProtocol::TCP => ("TCP header", 20),
         IpProtocol::UDP => ("UDP header", 8),
         IpProtocol::SCTP => ("SCTP common header", 12),
-        p if p == icmp && p == IpProtocol::ICMP => ("ICMP header", 8),
-        p if p == icmp => ("ICMPv6 header", 4),
+        IpProtocol::ICMP if protocol == icmp => ("ICMP header", 8),
+        IpProtocol::ICMPV6 if protocol == icmp => ("ICMPv6 header", 4),
         _ => return Ok((0, 0)),
     };
     ensure_len(what, needed, upper.len())?;
