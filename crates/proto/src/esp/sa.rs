@@ -552,7 +552,7 @@ impl InboundSa {
         let (header, rest) = data.split_at_mut(ESP_HEADER_LEN);
         let (iv, rest) = rest.split_at_mut(iv_len);
         let (ct, icv) = rest.split_at_mut(rest.len() - icv_len);
-        if ct.len() % block != 0 {
+        if !ct.len().is_multiple_of(block) {
             return Err(DropReason::Malformed);
         }
         let mut spi = [0u8; 4];
