@@ -25,6 +25,9 @@ const CTR_NONCE_LEN: usize = 4;
 const STREAM_BLOCK: usize = 4;
 
 /// The encryption half of a [`SplitCipher`].
+// One per SA, already behind the `Box<dyn EspCipher>`; boxing a variant would only add a
+// pointer chase per packet.
+#[allow(clippy::large_enum_variant)]
 enum Encr {
     /// No encryption (RFC 2410).
     Null,
@@ -56,8 +59,7 @@ fn unbound(
     algorithm: &'static cipher::Algorithm,
     key: &[u8],
 ) -> Result<UnboundCipherKey, CryptoError> {
-    // Fails on a wrong length and, for 3DES, on weak keys or key parts that are not distinct
-    // (AWS-LC enforces SP 800-67); neither happens with keys from a PRF.
+    // Fails only on a wrong length.
     UnboundCipherKey::new(algorithm, key).map_err(|_| CryptoError::BadKeyLength)
 }
 
@@ -84,11 +86,13 @@ impl SplitCipher {
             EncrId::ENCR_3DES => {
                 #[allow(deprecated)] // 3DES is deprecated, and offered only by LEGACY_PROVIDER.
                 let algorithm = &cipher::DES_EDE3_FOR_LEGACY_USE_ONLY;
+                // AWS-LC rejects weak DES keys and key parts that are not pairwise distinct
+                // (SP 800-67) when it builds the key schedule; a key from a PRF never is one.
                 Encr::Cbc {
                     enc: EncryptingKey::cbc(unbound(algorithm, encr_key)?)
-                        .map_err(|_| CryptoError::Internal)?,
+                        .map_err(|_| CryptoError::BadKeyLength)?,
                     dec: DecryptingKey::cbc(unbound(algorithm, encr_key)?)
-                        .map_err(|_| CryptoError::Internal)?,
+                        .map_err(|_| CryptoError::BadKeyLength)?,
                     block: DES_BLOCK,
                 }
             }
@@ -124,7 +128,7 @@ impl SplitCipher {
     fn check_lengths(&self, iv: &[u8], payload: &[u8]) -> Result<(), CryptoError> {
         let ok = match &self.encr {
             Encr::Null => iv.is_empty(),
-            Encr::Cbc { block, .. } => iv.len() == *block && payload.len() % *block == 0,
+            Encr::Cbc { block, .. } => iv.len() == *block && payload.len().is_multiple_of(*block),
             Encr::Ctr { .. } => iv.len() == CTR_IV_LEN,
         };
         if ok { Ok(()) } else { Err(CryptoError::BadLength) }
