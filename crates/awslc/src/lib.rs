@@ -11,6 +11,26 @@
 //! Randomness comes from [`AwsLcRng`] (AWS-LC's `RAND_bytes`, the source behind
 //! `aws_lc_rs::rand::SystemRandom`).
 //!
+//! ```
+//! use ferroswan_awslc::DEFAULT_PROVIDER;
+//! use ferroswan_proto::crypto::{EspAad, EspKeys, EspSuite};
+//! use ferroswan_proto::wire::{EncrId, IntegId};
+//!
+//! let suite = EspSuite { encr: EncrId::ENCR_AES_GCM_16, encr_key_bits: 256, integ: IntegId::NONE };
+//! let keymat = [7u8; 36]; // 32-byte key ‖ 4-byte salt, from the IKE SA's KEYMAT
+//! let cipher = DEFAULT_PROVIDER.esp.new_cipher(&suite, &EspKeys { encr: &keymat, integ: &[] })?;
+//!
+//! let aad = EspAad { spi: 0x1234_5678, seq: 1, esn: false };
+//! let mut iv = [0u8; 8];
+//! cipher.generate_iv(aad.seq, &mut iv)?;
+//! let mut payload = *b"padded payload\x00\x04"; // already padded by the ESP engine
+//! let mut icv = [0u8; 16];
+//! cipher.seal(&aad, &iv, &mut payload, &mut icv)?;
+//! cipher.open(&aad, &iv, &mut payload, &icv)?;
+//! assert_eq!(&payload, b"padded payload\x00\x04");
+//! # Ok::<(), ferroswan_proto::crypto::CryptoError>(())
+//! ```
+//!
 //! # ESP transforms
 //!
 //! | Transform | RFC | Keys (KEYMAT bytes) | IV | Block | ICV |
