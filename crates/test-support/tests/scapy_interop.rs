@@ -7,6 +7,8 @@
 //! Needs Debian's `python3-scapy`; `scripts/test` installs it and runs this with
 //! `--include-ignored`.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
