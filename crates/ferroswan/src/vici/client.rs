@@ -185,7 +185,9 @@ impl Client {
         let frame = packet.encode()?;
         match tokio::time::timeout(self.timeout, self.stream.write_all(&frame)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(Error::Io { path: self.path.clone(), action: "writing", source }),
+            Ok(Err(source)) => {
+                Err(Error::Io { path: self.path.clone(), action: "writing", source })
+            }
             Err(_) => Err(Error::Timeout { what: packet.describe(), timeout: self.timeout }),
         }
     }
@@ -207,7 +209,11 @@ impl Client {
                 },
                 None => read.await,
             }
-            .map_err(|source| Error::Io { path: self.path.clone(), action: "reading", source })?;
+            .map_err(|source| Error::Io {
+                path: self.path.clone(),
+                action: "reading",
+                source,
+            })?;
             if n == 0 {
                 return Err(Error::ConnectionClosed(if self.decoder.buffered() == 0 {
                     ""

@@ -298,7 +298,10 @@ impl Message {
 
         let end = data.len();
         if let Some(open) = list {
-            return Err(DecodeError::new(end, DecodeErrorKind::UnclosedList(open.name, open.offset)));
+            return Err(DecodeError::new(
+                end,
+                DecodeErrorKind::UnclosedList(open.name, open.offset),
+            ));
         }
         match stack.pop() {
             Some(Open { name: None, msg }) => Ok(msg),
@@ -506,6 +509,268 @@ impl fmt::Display for Printable<'_> {
         match std::str::from_utf8(self.0) {
             Ok(s) if s.chars().all(|c| !c.is_control()) => f.write_str(s),
             _ => self.0.iter().try_for_each(|b| write!(f, "{b:02x}")),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The encoding example of strongSwan's vici README.
+    const README_EXAMPLE: &[u8] = &[
+        3, 4, b'k', b'e', b'y', b'1', 0, 6, b'v', b'a', b'l', b'u', b'e', b'1', //
+        1, 8, b's', b'e', b'c', b't', b'i', b'o', b'n', b'1', //
+        1, 11, b's', b'u', b'b', b'-', b's', b'e', b'c', b't', b'i', b'o', b'n', //
+        3, 4, b'k', b'e', b'y', b'2', 0, 6, b'v', b'a', b'l', b'u', b'e', b'2', //
+        2,    //
+        4, 5, b'l', b'i', b's', b't', b'1', //
+        5, 0, 5, b'i', b't', b'e', b'm', b'1', //
+        5, 0, 5, b'i', b't', b'e', b'm', b'2', //
+        6,    //
+        2,
+    ];
+
+    fn readme_tree() -> Message {
+        Message::new().kv("key1", "value1").section(
+            "section1",
+            Message::new()
+                .section("sub-section", Message::new().kv("key2", "value2"))
+                .list("list1", ["item1", "item2"]),
+        )
+    }
+
+    /// A `version` response as charon builds it (`vici_query.c`: daemon, version, sysname,
+    /// release, machine, in this order).
+    fn version_bytes() -> Vec<u8> {
+        let mut v = Vec::new();
+        for (k, val) in [
+            ("daemon", "charon"),
+            ("version", "5.9.8"),
+            ("sysname", "Linux"),
+            ("release", "6.1.0-18-amd64"),
+            ("machine", "x86_64"),
+        ] {
+            v.push(3);
+            v.push(k.len() as u8);
+            v.extend_from_slice(k.as_bytes());
+            v.extend_from_slice(&(val.len() as u16).to_be_bytes());
+            v.extend_from_slice(val.as_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn readme_example_round_trips() {
+        assert_eq!(Message::decode(README_EXAMPLE).unwrap(), readme_tree());
+        assert_eq!(readme_tree().encode().unwrap(), README_EXAMPLE);
+    }
+
+    #[test]
+    fn version_response_vector() {
+        let bytes = version_bytes();
+        // Spot-check the hand-written bytes: KEY_VALUE, name length 6, "daemon", value length 6.
+        assert_eq!(&bytes[..16], b"\x03\x06daemon\x00\x06charon");
+        let msg = Message::decode(&bytes).unwrap();
+        assert_eq!(msg.get_str("daemon"), Some("charon"));
+        assert_eq!(msg.get_str("version"), Some("5.9.8"));
+        assert_eq!(msg.get_str("machine"), Some("x86_64"));
+        let names: Vec<_> = msg.elements().iter().map(Element::name).collect();
+        assert_eq!(names, ["daemon", "version", "sysname", "release", "machine"]);
+        assert_eq!(msg.encode().unwrap(), bytes);
+    }
+
+    #[test]
+    fn getters() {
+        let m = readme_tree();
+        assert_eq!(m.get_str("key1"), Some("value1"));
+        assert_eq!(m.get_section("key1"), None);
+        let s = m.get_section("section1").unwrap();
+        assert_eq!(s.get_str_list("list1"), Some(vec!["item1", "item2"]));
+        assert_eq!(s.get_list("list1").map(<[_]>::len), Some(2));
+        assert_eq!(m.find_str("section1.sub-section.key2"), Some("value2"));
+        assert_eq!(m.find_str("section1.nope.key2"), None);
+        assert_eq!(Message::new().kv_display("n", 42u64).get_parsed::<u64>("n"), Some(42));
+        assert_eq!(
+            m.to_string(),
+            "key1=value1 section1 {sub-section {key2=value2} list1 [item1 item2]}"
+        );
+    }
+
+    #[test]
+    fn insert_replaces_in_place() {
+        let m = Message::new().kv("a", "1").kv("b", "2").kv("a", "3");
+        assert_eq!(m.elements().len(), 2);
+        assert_eq!(m.elements()[0], Element::KeyValue("a".into(), b"3".to_vec()));
+        let mut m = m.section("b", Message::new());
+        assert!(m.get_section("b").is_some());
+        assert!(m.remove("a").is_some());
+        assert_eq!(m.elements().len(), 1);
+    }
+
+    #[test]
+    fn every_truncated_prefix_errors() {
+        // Wrapped in a section, so that no proper prefix is a complete message.
+        let wrapped = Message::new().section("outer", readme_tree()).encode().unwrap();
+        for len in 0..wrapped.len() {
+            let prefix = &wrapped[..len];
+            if len == 0 {
+                assert_eq!(Message::decode(prefix).unwrap(), Message::new());
+                continue;
+            }
+            let err = Message::decode(prefix).unwrap_err();
+            assert!(err.offset <= len, "{len}: {err}");
+        }
+        // Prefixes of the README example either decode or fail; none panics.
+        for len in 0..README_EXAMPLE.len() {
+            let _ = Message::decode(&README_EXAMPLE[..len]);
+        }
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let cases: &[(&[u8], usize, DecodeErrorKind)] = &[
+            (&[9], 0, DecodeErrorKind::UnknownElementType(9)),
+            (&[2], 0, DecodeErrorKind::UnbalancedSectionEnd),
+            (&[5, 0, 0], 0, DecodeErrorKind::OutsideList(LIST_ITEM)),
+            (&[6], 0, DecodeErrorKind::OutsideList(LIST_END)),
+            (&[4, 1, b'l', 3, 1, b'k', 0, 0], 3, DecodeErrorKind::InsideList(KEY_VALUE)),
+            (&[4, 1, b'l', 4, 1, b'm'], 3, DecodeErrorKind::InsideList(LIST_START)),
+            (&[4, 1, b'l'], 3, DecodeErrorKind::UnclosedList("l".into(), 0)),
+            (&[1, 1, b's'], 3, DecodeErrorKind::UnclosedSection("s".into())),
+            (&[3, 1, b'k', 0, 0, 3, 1, b'k', 0, 0], 5, DecodeErrorKind::DuplicateName("k".into())),
+            (&[3, 1, 0xe9, 0, 0], 0, DecodeErrorKind::NonAsciiName(vec![0xe9])),
+            (
+                &[3, 1, b'k', 0, 9, b'x'],
+                0,
+                DecodeErrorKind::Truncated { what: "value", len: 9, available: 1 },
+            ),
+            (&[3], 0, DecodeErrorKind::Truncated { what: "name length", len: 1, available: 0 }),
+        ];
+        for (bytes, offset, kind) in cases {
+            let err = Message::decode(bytes).unwrap_err();
+            assert_eq!((&err.offset, &err.kind), (offset, kind), "{bytes:?}: {err}");
+        }
+        let err = Message::decode(&[3, 1, b'k', 0, 9, b'x']).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid VICI message at byte 0: value needs 9 bytes, only 1 left"
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |depth: usize| {
+            let mut v = Vec::new();
+            for _ in 0..depth {
+                v.extend_from_slice(&[SECTION_START, 1, b's']);
+            }
+            v.extend(std::iter::repeat_n(SECTION_END, depth));
+            v
+        };
+        assert!(Message::decode(&nested(MAX_DEPTH)).is_ok());
+        let err = Message::decode(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::TooDeep(MAX_DEPTH));
+        assert_eq!(err.offset, 3 * MAX_DEPTH);
+        // Deep input must not overflow the stack either.
+        assert!(Message::decode(&nested(100_000)).is_err());
+    }
+
+    #[test]
+    fn encode_limits() {
+        let long = "n".repeat(256);
+        assert_eq!(
+            Message::new().kv(&long, "v").encode(),
+            Err(EncodeError::NameTooLong(long.clone()))
+        );
+        assert!(Message::new().kv(&long[..255], "v").encode().is_ok());
+        assert_eq!(
+            Message::new().kv("é", "v").encode(),
+            Err(EncodeError::NonAsciiName("é".into()))
+        );
+        let big = vec![0u8; 65_536];
+        assert_eq!(
+            Message::new().list("l", [&big]).encode(),
+            Err(EncodeError::ValueTooLong { name: "l".into(), len: 65_536 })
+        );
+        let max = Message::new().kv("k", &big[..65_535]);
+        assert_eq!(Message::decode(&max.encode().unwrap()).unwrap(), max);
+        // Empty names, values and lists are legal.
+        let empty = Message::new().kv("", "").list("l", Vec::<Vec<u8>>::new());
+        assert_eq!(Message::decode(&empty.encode().unwrap()).unwrap(), empty);
+    }
+
+    fn arb_name() -> impl Strategy<Value = String> {
+        "[a-z0-9-]{0,12}"
+    }
+
+    fn arb_value() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..24)
+    }
+
+    fn arb_message() -> impl Strategy<Value = Message> {
+        let leaf = proptest::collection::vec(
+            prop_oneof![
+                (arb_name(), arb_value()).prop_map(|(n, v)| Element::KeyValue(n, v)),
+                (arb_name(), proptest::collection::vec(arb_value(), 0..4))
+                    .prop_map(|(n, items)| Element::List(n, items)),
+            ],
+            0..6,
+        )
+        .prop_map(from_elements);
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            proptest::collection::vec(
+                prop_oneof![
+                    (arb_name(), arb_value()).prop_map(|(n, v)| Element::KeyValue(n, v)),
+                    (arb_name(), proptest::collection::vec(arb_value(), 0..4))
+                        .prop_map(|(n, items)| Element::List(n, items)),
+                    (arb_name(), inner).prop_map(|(n, m)| Element::Section(n, m)),
+                ],
+                0..6,
+            )
+            .prop_map(from_elements)
+        })
+    }
+
+    fn from_elements(elements: Vec<Element>) -> Message {
+        let mut m = Message::new();
+        for e in elements {
+            m.insert(e);
+        }
+        m
+    }
+
+    proptest! {
+        #[test]
+        fn random_trees_round_trip(m in arb_message()) {
+            let bytes = m.encode().unwrap();
+            prop_assert_eq!(Message::decode(&bytes).unwrap(), m);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(m) = Message::decode(&bytes) {
+                // Whatever decodes re-encodes to the same bytes (the encoding is canonical).
+                prop_assert_eq!(m.encode().unwrap(), bytes);
+            }
+        }
+
+        #[test]
+        fn mutated_messages_never_panic(
+            m in arb_message(),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        ) {
+            let mut bytes = m.encode().unwrap();
+            if !bytes.is_empty() {
+                for (i, b) in flips {
+                    let len = bytes.len();
+                    bytes[i % len] = b;
+                }
+            }
+            let _ = Message::decode(&bytes);
         }
     }
 }

@@ -113,7 +113,8 @@ impl Packet {
             if !name.is_ascii() {
                 return Err(EncodeError::NonAsciiName(name.clone()));
             }
-            let len = u8::try_from(name.len()).map_err(|_| EncodeError::NameTooLong(name.clone()))?;
+            let len =
+                u8::try_from(name.len()).map_err(|_| EncodeError::NameTooLong(name.clone()))?;
             out.push(len);
             out.extend_from_slice(name.as_bytes());
         }
@@ -304,4 +305,170 @@ pub enum PacketError {
     /// A packet type byte above 7.
     #[error("unknown VICI packet type {0}")]
     UnknownType(u8),
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn all_packets() -> Vec<Packet> {
+        let msg = Message::new().kv("ike", "home").section("s", Message::new().list("l", ["a"]));
+        vec![
+            Packet::CmdRequest { name: "list-sas".into(), msg: msg.clone() },
+            Packet::CmdResponse { msg: msg.clone() },
+            Packet::CmdUnknown,
+            Packet::EventRegister { name: "list-sa".into() },
+            Packet::EventUnregister { name: "list-sa".into() },
+            Packet::EventConfirm,
+            Packet::EventUnknown,
+            Packet::Event { name: "list-sa".into(), msg },
+        ]
+    }
+
+    #[test]
+    fn hand_written_frames() {
+        // A `version` request as libvici sends it: length 9, CMD_REQUEST, "version", no message.
+        let req = Packet::CmdRequest { name: "version".into(), msg: Message::new() };
+        assert_eq!(req.encode().unwrap(), b"\x00\x00\x00\x09\x00\x07version");
+        let reg = Packet::EventRegister { name: "list-sa".into() };
+        assert_eq!(reg.encode().unwrap(), b"\x00\x00\x00\x09\x03\x07list-sa");
+        assert_eq!(Packet::EventConfirm.encode().unwrap(), b"\x00\x00\x00\x01\x05");
+        let resp = Packet::CmdResponse { msg: Message::new().kv("a", "b") };
+        assert_eq!(resp.encode().unwrap(), b"\x00\x00\x00\x07\x01\x03\x01a\x00\x01b");
+    }
+
+    #[test]
+    fn every_packet_type_round_trips() {
+        for (ty, packet) in all_packets().into_iter().enumerate() {
+            let frame = packet.encode().unwrap();
+            assert_eq!(usize::from(frame[4]), ty);
+            assert_eq!(Packet::decode(&frame[4..]).unwrap(), packet);
+            let mut dec = FrameDecoder::new();
+            dec.handle_bytes(&frame);
+            assert_eq!(dec.poll_packet().unwrap(), Some(packet));
+            assert_eq!(dec.poll_packet().unwrap(), None);
+            assert_eq!(dec.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn frame_decoder_byte_by_byte() {
+        let stream: Vec<u8> = all_packets().iter().flat_map(|p| p.encode().unwrap()).collect();
+        let mut dec = FrameDecoder::new();
+        let mut got = Vec::new();
+        for b in &stream {
+            dec.handle_bytes(std::slice::from_ref(b));
+            while let Some(p) = dec.poll_packet().unwrap() {
+                got.push(p);
+            }
+        }
+        assert_eq!(got, all_packets());
+    }
+
+    #[test]
+    fn invalid_segments() {
+        assert_eq!(Packet::decode(&[]), Err(PacketError::Empty));
+        assert_eq!(Packet::decode(&[8]), Err(PacketError::UnknownType(8)));
+        assert_eq!(
+            Packet::decode(&[EVENT_CONFIRM, 0]),
+            Err(PacketError::TrailingBytes { ty: EVENT_CONFIRM, extra: 1 })
+        );
+        assert_eq!(
+            Packet::decode(&[EVENT_REGISTER, 2, b'a', b'b', b'c']),
+            Err(PacketError::TrailingBytes { ty: EVENT_REGISTER, extra: 1 })
+        );
+        assert_eq!(
+            Packet::decode(&[CMD_REQUEST]),
+            Err(PacketError::TruncatedName { ty: CMD_REQUEST, len: None })
+        );
+        assert_eq!(
+            Packet::decode(&[EVENT, 5, b'a']),
+            Err(PacketError::TruncatedName { ty: EVENT, len: Some(5) })
+        );
+        assert!(matches!(
+            Packet::decode(&[EVENT_REGISTER, 1, 0x80]),
+            Err(PacketError::NonAsciiName { .. })
+        ));
+        // The message offset is counted from the packet type byte: 1 + 1 + 1 ("x").
+        let err = Packet::decode(&[CMD_REQUEST, 1, b'x', 9]).unwrap_err();
+        let PacketError::Message { ty: CMD_REQUEST, source } = &err else { panic!("{err}") };
+        assert_eq!(source.offset, 3);
+        assert!(err.to_string().contains("unknown element type 9"), "{err}");
+    }
+
+    #[test]
+    fn segment_limit() {
+        // Rejected as soon as the length arrives, before any data.
+        let mut dec = FrameDecoder::new();
+        dec.handle_bytes(&(MAX_SEGMENT_LEN as u32 + 1).to_be_bytes());
+        assert_eq!(dec.poll_packet(), Err(PacketError::SegmentTooLarge(MAX_SEGMENT_LEN + 1)));
+        let mut dec = FrameDecoder::new();
+        dec.handle_bytes(&[0xff; 4]);
+        assert!(dec.poll_packet().is_err());
+        // Exactly 512 KiB is allowed (strongSwan's check is `len > VICI_MESSAGE_SIZE_MAX`).
+        let value = vec![b'v'; 60_000];
+        let mut msg = Message::new();
+        let mut i = 0;
+        while msg.encode().unwrap().len() + 60_010 < MAX_SEGMENT_LEN {
+            msg = msg.kv(format!("k{i}"), &value);
+            i += 1;
+        }
+        let used = msg.encode().unwrap().len() + 1;
+        // KEY_VALUE byte, name length, "pad", 16-bit value length.
+        let pad = MAX_SEGMENT_LEN - used - 1 - 1 - 3 - 2;
+        let msg = msg.kv("pad", vec![b'p'; pad]);
+        let frame = Packet::CmdResponse { msg: msg.clone() }.encode().unwrap();
+        assert_eq!(frame.len(), 4 + MAX_SEGMENT_LEN);
+        let mut dec = FrameDecoder::new();
+        dec.handle_bytes(&frame);
+        assert_eq!(dec.poll_packet().unwrap(), Some(Packet::CmdResponse { msg: msg.clone() }));
+        let too_big = Packet::CmdResponse { msg: msg.kv("pad", vec![b'p'; pad + 1]) };
+        assert_eq!(too_big.encode(), Err(EncodeError::PacketTooLarge(MAX_SEGMENT_LEN + 1)));
+    }
+
+    #[test]
+    fn truncated_frames_wait_and_truncated_segments_error() {
+        let packet = Packet::Event {
+            name: "list-sa".into(),
+            msg: Message::new().section("home", Message::new().kv("state", "ESTABLISHED")),
+        };
+        let frame = packet.encode().unwrap();
+        for len in 0..frame.len() {
+            let mut dec = FrameDecoder::new();
+            dec.handle_bytes(&frame[..len]);
+            assert_eq!(dec.poll_packet(), Ok(None), "prefix {len}");
+        }
+        // The same prefixes, taken as whole segments, are invalid packets, except the one that
+        // ends right after the name (an event with an empty message).
+        let name_end = 4 + 1 + 1 + "list-sa".len();
+        for len in (4..frame.len()).filter(|&len| len != name_end) {
+            assert!(Packet::decode(&frame[4..len]).is_err(), "segment prefix {len}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_streams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut dec = FrameDecoder::new();
+            dec.handle_bytes(&bytes);
+            while let Ok(Some(_)) = dec.poll_packet() {}
+            let _ = Packet::decode(&bytes);
+        }
+
+        #[test]
+        fn random_framed_segments_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            let mut dec = FrameDecoder::new();
+            dec.handle_bytes(&frame);
+            match dec.poll_packet() {
+                Ok(Some(p)) => prop_assert_eq!(p.encode().unwrap(), frame),
+                Ok(None) => prop_assert!(false, "complete frame not returned"),
+                Err(_) => {}
+            }
+        }
+    }
 }

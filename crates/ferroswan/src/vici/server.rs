@@ -221,10 +221,10 @@ impl Server {
     }
 
     fn remove_socket(&self) {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            if (meta.dev(), meta.ino()) == self.inode {
-                let _ = std::fs::remove_file(&self.path);
-            }
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+            && (meta.dev(), meta.ino()) == self.inode
+        {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
@@ -241,10 +241,10 @@ impl Drop for Server {
 
 /// Creates the parent directory, and removes a stale socket file at `path`.
 fn prepare_path(path: &Path) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(parent)?;
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        std::fs::DirBuilder::new().recursive(true).mode(0o750).create(parent)?;
     }
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -418,7 +418,9 @@ async fn serve<H: Handler>(
                         Packet::EventUnknown
                     }
                 }
-                other => return Err(format!("client sent server-only packet {}", other.describe())),
+                other => {
+                    return Err(format!("client sent server-only packet {}", other.describe()));
+                }
             };
             send(tx, &reply).await?;
         }
@@ -432,8 +434,7 @@ async fn run_command<H: Handler>(
     tx: &mpsc::Sender<Frame>,
     conn: &ConnGuard,
 ) -> Result<Packet, Disconnect> {
-    let registered =
-        conn.shared.lock().get(&conn.id).map(|e| e.events.clone()).unwrap_or_default();
+    let registered = conn.shared.lock().get(&conn.id).map(|e| e.events.clone()).unwrap_or_default();
     let mut sink = EventSink { registered, tx: tx.clone(), emitted: 0 };
     let handler = Arc::clone(handler);
     let cmd = name.clone();
