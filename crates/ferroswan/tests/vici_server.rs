@@ -1,6 +1,6 @@
 //! In-process VICI server + client tests.
 
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::indexing_slicing)]
 
 mod common;
 

@@ -475,7 +475,7 @@ pub enum DecodeErrorKind {
 }
 
 /// strongSwan's `--raw` form (`vici_dump` without `--pretty`): `key=value`, `name {…}` and
-/// `name [a b]`, separated by spaces. Non-printable values are shown as hex.
+/// `name=[a b]`, separated by spaces. Non-printable values are shown as hex.
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
@@ -488,7 +488,7 @@ impl fmt::Display for Message {
                 Element::Section(name, section) => write!(f, "{name} {{{section}}}")?,
                 Element::KeyValue(name, value) => write!(f, "{name}={}", Printable(value))?,
                 Element::List(name, items) => {
-                    write!(f, "{name} [")?;
+                    write!(f, "{name}=[")?;
                     for (i, item) in items.iter().enumerate() {
                         let sep = if i == 0 { "" } else { " " };
                         write!(f, "{sep}{}", Printable(item))?;
@@ -596,7 +596,7 @@ mod tests {
         assert_eq!(Message::new().kv_display("n", 42u64).get_parsed::<u64>("n"), Some(42));
         assert_eq!(
             m.to_string(),
-            "key1=value1 section1 {sub-section {key2=value2} list1 [item1 item2]}"
+            "key1=value1 section1 {sub-section {key2=value2} list1=[item1 item2]}"
         );
     }
 
