@@ -2,8 +2,9 @@
 """Independent ESP cross-check with scapy's SecurityAssociation (Debian python3-scapy).
 
 Reads a JSON job on stdin (written by tests/scapy_interop.rs), and for each case:
-  1. decrypts every packet ferroswan sealed and checks it yields the expected inner packet;
-  2. seals the given inner packets itself, for ferroswan to open.
+  1. decrypts every packet ferroswan sealed and checks it yields the expected packet (tunnel
+     mode: under both an IPv4 and an IPv6 outer header; transport mode: the whole packet);
+  2. seals the given packets itself, for ferroswan to open.
 Writes a JSON result on stdout. Exit status 0 even when checks fail: the Rust test reads
 the per-packet verdicts and reports them.
 """
@@ -14,10 +15,15 @@ import sys
 from scapy.all import IP, IPv6, Raw, raw
 from scapy.layers.ipsec import ESP, SecurityAssociation
 
-OUTER = dict(src="192.0.2.1", dst="192.0.2.2")
+OUTER4 = dict(src="192.0.2.1", dst="192.0.2.2")
+OUTER6 = dict(src="2001:db8::1", dst="2001:db8::2")
 
 
-def make_sa(case):
+def make_sa(case, outer=None):
+    """An SA for the case; `outer` is the tunnel header class (IP or IPv6), None = transport."""
+    tunnel = None
+    if case["mode"] == "tunnel":
+        tunnel = IP(**OUTER4) if outer is IP else IPv6(**OUTER6)
     return SecurityAssociation(
         ESP,
         spi=case["spi"],
@@ -25,7 +31,7 @@ def make_sa(case):
         crypt_key=bytes.fromhex(case["crypt_key"]),
         auth_algo=case.get("auth_algo"),
         auth_key=bytes.fromhex(case["auth_key"]) if case.get("auth_key") else None,
-        tunnel_header=IP(**OUTER),
+        tunnel_header=tunnel,
         esn_en=case["esn"],
         esn=case["seq_hi"],
     )
@@ -50,34 +56,50 @@ def inner(data):
     return IP(data) if data[0] >> 4 == 4 else IPv6(data)
 
 
+def open_ours(case, outer, esp_or_packet):
+    """Decrypt one packet ferroswan sealed; returns the inner (tunnel) or restored packet."""
+    sa = make_sa(case, outer)
+    if case["mode"] == "tunnel":
+        wire = outer(proto=50, **OUTER4) if outer is IP else outer(nh=50, **OUTER6)
+        pkt = outer(raw(wire / Raw(esp_or_packet)))
+    else:
+        pkt = inner(esp_or_packet)
+    if manual_esn_icv(case):
+        esp = raw(pkt[ESP])
+        n = sa.auth_algo.icv_size
+        if esn_icv(sa, esp[:-n], case["seq_hi"]) != esp[-n:]:
+            raise ValueError("ICV (with ESN high bits) does not verify")
+        return raw(sa.decrypt(pkt, verify=False))
+    return raw(sa.decrypt(pkt))
+
+
 def run_case(case):
-    sa = make_sa(case)
+    # Tunnel mode: the same ESP bytes must open under an IPv4 and an IPv6 outer header.
+    outers = [IP, IPv6] if case["mode"] == "tunnel" else [None]
     verdicts = []
     for pkt in case["ours"]:
-        try:
-            esp = bytes.fromhex(pkt["esp"])
-            outer = IP(raw(IP(proto=50, **OUTER) / Raw(esp)))
-            if manual_esn_icv(case):
-                n = sa.auth_algo.icv_size
-                if esn_icv(sa, esp[:-n], case["seq_hi"]) != esp[-n:]:
-                    verdicts.append("error: ICV (with ESN high bits) does not verify")
-                    continue
-                got = raw(sa.decrypt(outer, verify=False))
-            else:
-                got = raw(sa.decrypt(outer))
-            want = bytes.fromhex(pkt["plain"])
-            verdicts.append("ok" if got == want else "mismatch: got %s" % got.hex())
-        except Exception as e:  # report, don't crash: the Rust side shows it
-            verdicts.append("error: %r" % (e,))
+        want = bytes.fromhex(pkt["plain"])
+        verdict = "ok"
+        for outer in outers:
+            try:
+                got = open_ours(case, outer, bytes.fromhex(pkt["esp"]))
+                if got != want:
+                    verdict = "mismatch (outer %s): got %s" % (outer, got.hex())
+            except Exception as e:  # report, don't crash: the Rust side shows it
+                verdict = "error (outer %s): %r" % (outer, e)
+        verdicts.append(verdict)
     sealed = []
     for i, plain in enumerate(case["plains"]):
         seq = case["scapy_seq_start"] + i
+        sa = make_sa(case, outers[i % len(outers)])
         enc = sa.encrypt(inner(bytes.fromhex(plain)), seq_num=seq)
-        esp = raw(enc[ESP])
+        out = raw(enc[ESP]) if case["mode"] == "tunnel" else raw(enc)
         if manual_esn_icv(case):
-            body = esp[: -sa.auth_algo.icv_size]
-            esp = body + esn_icv(sa, body, case["seq_hi"])
-        sealed.append({"seq": seq, "esp": esp.hex()})
+            n = sa.auth_algo.icv_size
+            esp = raw(enc[ESP])
+            fixed = esp[:-n] + esn_icv(sa, esp[:-n], case["seq_hi"])
+            out = fixed if case["mode"] == "tunnel" else out[: len(out) - len(esp)] + fixed
+        sealed.append({"seq": seq, "packet": out.hex()})
     return {"name": case["name"], "verdicts": verdicts, "sealed": sealed}
 
 

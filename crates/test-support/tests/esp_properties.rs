@@ -1,6 +1,6 @@
 //! Property tests of the ESP engine with the real (aws-lc) provider: for every supported suite,
-//! ESN on and off, IPv4 and IPv6 inner packets of any size, `open(seal(p)) == p`, and any single
-//! flipped bit in a sealed packet is rejected and counted.
+//! ESN on and off, tunnel and transport mode, IPv4 and IPv6 packets of any size,
+//! `open(seal(p)) == p`, and any single flipped bit in a sealed packet is rejected and counted.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -38,13 +38,17 @@ fn all_suites() -> Vec<EspSuite> {
 }
 
 fn sa_pair(suite: EspSuite, esn: bool, key_seed: u8) -> (OutboundSa, InboundSa) {
+    sa_pair_mode(suite, esn, key_seed, Mode::Tunnel)
+}
+
+fn sa_pair_mode(suite: EspSuite, esn: bool, key_seed: u8, mode: Mode) -> (OutboundSa, InboundSa) {
     let len = suite.keymat_len().unwrap();
     let params = SaParams {
         spi: 0xc0de_0001,
         suite,
         keymat: SecretBytes::new((0..len).map(|i| (i as u8) ^ key_seed).collect()),
         esn,
-        mode: Mode::Tunnel,
+        mode,
         replay_window: 1024,
         tfc_pad_to: 0,
         lifetime: Lifetime::default(),
@@ -98,6 +102,28 @@ proptest! {
             inb.accept(&opened).unwrap();
             prop_assert_eq!(buf.data(), &pkt[..]);
         }
+    }
+
+    #[test]
+    fn transport_open_inverts_seal(
+        suite_ix in 0..all_suites().len(),
+        esn in any::<bool>(),
+        v6 in any::<bool>(),
+        payload in prop::collection::vec(any::<u8>(), 0..1600),
+        key_seed in any::<u8>(),
+    ) {
+        let suite = all_suites()[suite_ix];
+        let (out, mut inb) = sa_pair_mode(suite, esn, key_seed, Mode::Transport);
+        let pkt = inner_packet(v6, &payload);
+        let mut buf = PacketBuf::from_slice(&pkt);
+        let sealed = out.seal_transport(&mut buf).unwrap();
+        // The IP header stays in front (addresses unchanged), now followed by ESP.
+        let hdr = if v6 { 40 } else { 20 };
+        prop_assert_eq!(&buf.data()[hdr..hdr + 4], &0xc0de_0001u32.to_be_bytes());
+        let opened = inb.open_transport(&mut buf).unwrap();
+        prop_assert_eq!(opened.seq, sealed.seq);
+        inb.accept(&opened).unwrap();
+        prop_assert_eq!(buf.data(), &pkt[..]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! For each suite, ferroswan seals inner packets that scapy must decrypt to the same bytes, and
 //! scapy seals packets that ferroswan must open. Covers AES-GCM-16 (128/256), ChaCha20-Poly1305
-//! and AES-CBC with HMAC-SHA2, with and without ESN (including a high sequence half > 0).
+//! and AES-CBC with HMAC-SHA2, with and without ESN (including a high sequence half > 0), in
+//! tunnel mode (IPv4 and IPv6 inner packets, each checked under IPv4 and IPv6 outer headers) and
+//! in transport mode.
 //!
 //! Needs Debian's `python3-scapy`; `scripts/test` installs it and runs this with
 //! `--include-ignored`.
@@ -15,7 +17,9 @@ use std::process::{Command, Stdio};
 
 use ferroswan_awslc::DEFAULT_PROVIDER;
 use ferroswan_proto::crypto::{EspSuite, SecretBytes};
-use ferroswan_proto::esp::{InboundSa, Lifetime, Mode, OutboundSa, PacketBuf, SaParams};
+use ferroswan_proto::esp::{
+    DropReason, InboundSa, Lifetime, Mode, Opened, OutboundSa, PacketBuf, SaParams,
+};
 use ferroswan_proto::wire::{EncrId, IntegId};
 use ferroswan_test::packets::{ipv4_udp, ipv6_udp};
 use serde_json::{Value, json};
@@ -26,18 +30,25 @@ struct Case {
     scapy_crypt: &'static str,
     scapy_auth: Option<&'static str>,
     esn: bool,
+    mode: Mode,
 }
 
 fn cases() -> Vec<Case> {
     let s = |encr, bits, integ| EspSuite { encr, encr_key_bits: bits, integ };
     let mut v = vec![];
-    for esn in [false, true] {
+    for (esn, mode) in [
+        (false, Mode::Tunnel),
+        (true, Mode::Tunnel),
+        (false, Mode::Transport),
+        (true, Mode::Transport),
+    ] {
         v.push(Case {
             name: "aes128gcm16",
             suite: s(EncrId::ENCR_AES_GCM_16, 128, IntegId::NONE),
             scapy_crypt: "AES-GCM",
             scapy_auth: None,
             esn,
+            mode,
         });
         v.push(Case {
             name: "aes256gcm16",
@@ -45,6 +56,7 @@ fn cases() -> Vec<Case> {
             scapy_crypt: "AES-GCM",
             scapy_auth: None,
             esn,
+            mode,
         });
         v.push(Case {
             name: "chacha20poly1305",
@@ -52,6 +64,7 @@ fn cases() -> Vec<Case> {
             scapy_crypt: "CHACHA20-POLY1305",
             scapy_auth: None,
             esn,
+            mode,
         });
         v.push(Case {
             name: "aes128-sha256",
@@ -59,6 +72,7 @@ fn cases() -> Vec<Case> {
             scapy_crypt: "AES-CBC",
             scapy_auth: Some("SHA2-256-128"),
             esn,
+            mode,
         });
         v.push(Case {
             name: "aes256-sha512",
@@ -66,6 +80,7 @@ fn cases() -> Vec<Case> {
             scapy_crypt: "AES-CBC",
             scapy_auth: Some("SHA2-512-256"),
             esn,
+            mode,
         });
     }
     v
@@ -85,6 +100,20 @@ fn inner_packets() -> Vec<Vec<u8>> {
     v
 }
 
+fn seal(out: &OutboundSa, buf: &mut PacketBuf) {
+    match out.mode() {
+        Mode::Tunnel => out.seal_tunnel(buf).unwrap(),
+        Mode::Transport => out.seal_transport(buf).unwrap(),
+    };
+}
+
+fn open(inb: &InboundSa, buf: &mut PacketBuf) -> Result<Opened, DropReason> {
+    match inb.mode() {
+        Mode::Tunnel => inb.open(buf),
+        Mode::Transport => inb.open_transport(buf),
+    }
+}
+
 #[test]
 #[ignore = "needs Debian python3-scapy; scripts/test installs it and runs this"]
 fn ferroswan_and_scapy_open_each_others_esp() {
@@ -101,7 +130,7 @@ fn ferroswan_and_scapy_open_each_others_esp() {
             suite: case.suite,
             keymat: SecretBytes::new(keymat.clone()),
             esn: case.esn,
-            mode: Mode::Tunnel,
+            mode: case.mode,
             replay_window: 128,
             tfc_pad_to: 0,
             lifetime: Lifetime::default(),
@@ -116,8 +145,8 @@ fn ferroswan_and_scapy_open_each_others_esp() {
             for last in [(1u64 << 31) - 1, (1 << 32) - 10, (1 << 32) | 1] {
                 out.danger_set_last_seq(last);
                 let mut buf = PacketBuf::from_slice(&inner[0]);
-                out.seal_tunnel(&mut buf).unwrap();
-                let opened = inb.open(&mut buf).unwrap();
+                seal(&out, &mut buf);
+                let opened = open(&inb, &mut buf).unwrap();
                 inb.accept(&opened).unwrap();
             }
         }
@@ -125,12 +154,13 @@ fn ferroswan_and_scapy_open_each_others_esp() {
         let mut ours = vec![];
         for pkt in &inner {
             let mut buf = PacketBuf::from_slice(pkt);
-            out.seal_tunnel(&mut buf).unwrap();
+            seal(&out, &mut buf);
             ours.push(json!({"esp": hex::encode(buf.data()), "plain": hex::encode(pkt)}));
         }
         let (crypt_key, auth_key) = keymat.split_at(encr_len);
         job_cases.push(json!({
-            "name": format!("{} esn={}", case.name, case.esn),
+            "name": format!("{} esn={} {:?}", case.name, case.esn, case.mode),
+            "mode": if case.mode == Mode::Tunnel { "tunnel" } else { "transport" },
             "spi": params.spi,
             "crypt_algo": case.scapy_crypt,
             "crypt_key": hex::encode(crypt_key),
@@ -179,9 +209,9 @@ fn ferroswan_and_scapy_open_each_others_esp() {
         }
         for (i, sealed) in case_result["sealed"].as_array().unwrap().iter().enumerate() {
             checked += 1;
-            let esp = hex::decode(sealed["esp"].as_str().unwrap()).unwrap();
-            let mut buf = PacketBuf::from_slice(&esp);
-            match inb.open(&mut buf).and_then(|o| inb.accept(&o).map(|_| o)) {
+            let packet = hex::decode(sealed["packet"].as_str().unwrap()).unwrap();
+            let mut buf = PacketBuf::from_slice(&packet);
+            match open(inb, &mut buf).and_then(|o| inb.accept(&o).map(|_| o)) {
                 Ok(_) if buf.data() == inner[i] => {}
                 Ok(_) => failures.push(format!("{name}: scapy packet {i} opened to other bytes")),
                 Err(e) => failures.push(format!("{name}: we could not open scapy packet {i}: {e}")),
