@@ -60,6 +60,8 @@
 //! payload buffer (it never hands back unauthenticated plaintext); for the HMAC suites the
 //! payload is left untouched.
 
+#![forbid(unsafe_code)]
+
 use ferroswan_proto::crypto::{CryptoError, CryptoProvider, SecureRandom};
 
 mod esp;
