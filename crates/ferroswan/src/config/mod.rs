@@ -1,1 +1,5 @@
-//! TODO(config helper)
+//! TODO
+mod error;
+pub mod settings;
+
+pub use error::{ConfigError, Location};
