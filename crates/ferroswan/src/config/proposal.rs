@@ -223,16 +223,16 @@ const UNSUPPORTED_PREFIXES: &[&str] = &[
 
 /// Looks up one keyword (with an optional `ke1_`…`ke7_` prefix); `None` when unknown.
 pub fn lookup(word: &str) -> Option<(Transform, bool)> {
-    if let Some((prefix, rest)) = word.split_once('_') {
-        if let Some(index) = prefix.strip_prefix("ke").and_then(|n| n.parse::<u8>().ok()) {
-            if (1..=7).contains(&index) && !prefix.starts_with("ke0") {
-                let k = KEYWORDS.iter().find(|k| k.name == rest)?;
-                return match k.transform {
-                    Transform::Ke(id) => Some((Transform::AdditionalKe(index, id), k.legacy)),
-                    _ => None,
-                };
-            }
-        }
+    if let Some((prefix, rest)) = word.split_once('_')
+        && let Some(index) = prefix.strip_prefix("ke").and_then(|n| n.parse::<u8>().ok())
+        && (1..=7).contains(&index)
+        && !prefix.starts_with("ke0")
+    {
+        let k = KEYWORDS.iter().find(|k| k.name == rest)?;
+        return match k.transform {
+            Transform::Ke(id) => Some((Transform::AdditionalKe(index, id), k.legacy)),
+            _ => None,
+        };
     }
     KEYWORDS.iter().find(|k| k.name == word).map(|k| (k.transform, k.legacy))
 }
@@ -660,10 +660,10 @@ pub fn manual_esp_suite(proposals: &[EspProposal]) -> Result<EspSuite, ProposalE
 /// Up to five keywords close to `word` (edit distance, or sharing a prefix).
 fn suggest(word: &str) -> Vec<&'static str> {
     let lower = word.to_ascii_lowercase();
-    if lower != word && lookup(&lower).is_some() {
-        if let Some(k) = KEYWORDS.iter().find(|k| k.name == lower) {
-            return vec![k.name];
-        }
+    if lower != word
+        && let Some(k) = KEYWORDS.iter().find(|k| k.name == lower)
+    {
+        return vec![k.name];
     }
     let limit = (word.chars().count() / 3).max(2);
     let mut scored: Vec<(usize, &'static str)> = KEYWORDS
