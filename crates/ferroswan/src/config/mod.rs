@@ -731,3 +731,318 @@ fn parse_hex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
             .collect(),
     ))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    const GCM_KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
+
+    fn sa(body: &str) -> String {
+        format!(
+            "manual {{\n a {{\n  local_addrs = 192.0.2.1\n  remote_addrs = 192.0.2.2\n  \
+             esp_proposal = aes128gcm16\n  spi_in = 0x1000\n  spi_out = 0x1001\n  \
+             key_in = {GCM_KEY}\n  key_out = 0x{GCM_KEY}\n{body}\n }}\n}}\n"
+        )
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_str(text, "/virtual/swanctl.conf")
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_config_has_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.daemon, DaemonSettings::default());
+        assert_eq!(c.daemon.socket, Path::new("/run/ferroswan/charon.vici"));
+        assert_eq!(c.daemon.tun.name, "ferro0");
+        assert!(c.manual.is_empty() && c.connections_raw.is_none());
+    }
+
+    #[test]
+    fn daemon_settings() {
+        let c = parse(
+            "ferroswan {\n socket = /tmp/x.vici\n log_level = debug\n udp_port = 1500\n \
+             udp_port_nat_t = 14500\n tun { name = vpn1\n mtu = 1380 }\n}",
+        )
+        .unwrap();
+        assert_eq!(c.daemon.socket, Path::new("/tmp/x.vici"));
+        assert_eq!(c.daemon.log_level, LogLevel::Debug);
+        assert_eq!((c.daemon.udp_port, c.daemon.udp_port_nat_t), (1500, 14500));
+        assert_eq!((c.daemon.tun.name.as_str(), c.daemon.tun.mtu), ("vpn1", Some(1380)));
+        // An empty value means "unset": the default applies.
+        assert_eq!(parse("ferroswan { log_level =\n}").unwrap().daemon.log_level, LogLevel::Info);
+    }
+
+    #[test]
+    fn daemon_errors() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "ferroswan {\n sockt = /x\n}",
+                "/virtual/swanctl.conf:2: unknown key 'sockt' in ferroswan (valid keys: log_level, \
+                 socket, udp_port, udp_port_nat_t)",
+            ),
+            (
+                "ferroswan {\n tunnel { }\n}",
+                "/virtual/swanctl.conf:2: unknown section 'tunnel' in ferroswan (valid sections: tun)",
+            ),
+            (
+                "ferroswan { tun {\n mtu = 9x\n} }",
+                "/virtual/swanctl.conf:2: invalid mtu '9x': not a number",
+            ),
+            (
+                "ferroswan { tun { mtu = 100 } }",
+                "invalid mtu '100': out of range (use a number from 576 to 65535)",
+            ),
+            ("ferroswan { tun { name = a-very-long-name0 } }", "not a valid interface name"),
+            ("ferroswan { tun { x { } } }", "unexpected section 'x' in ferroswan.tun"),
+            ("ferroswan { udp_port = 0 }", "invalid udp_port '0': out of range"),
+            ("ferroswan { udp_port = 70000 }", "invalid udp_port '70000': out of range"),
+            (
+                "ferroswan { log_level = loud }",
+                "invalid log_level 'loud': unknown level (use error, warn",
+            ),
+            (
+                "ferroswan { socket = relative.vici }",
+                "invalid socket 'relative.vici': not an absolute path",
+            ),
+            (
+                "charon { }",
+                "/virtual/swanctl.conf:1: unknown section 'charon' in the top level (valid sections: authorities, connections, ferroswan, manual, pools, secrets)",
+            ),
+            ("x = 1", "/virtual/swanctl.conf:1: unknown top-level key 'x'"),
+            ("manual { x = 1 }", "unexpected key 'x' in 'manual'"),
+        ];
+        for (text, want) in cases {
+            let got = err(text);
+            assert!(got.contains(want), "{text:?}:\n got  {got}\n want {want}");
+        }
+    }
+
+    #[test]
+    fn manual_sa_defaults() {
+        let c = parse(&sa("")).unwrap();
+        let a = &c.manual[0];
+        assert_eq!(a.name, "a");
+        assert_eq!(a.location, Location::new("/virtual/swanctl.conf", 2));
+        assert_eq!(
+            (a.mode, a.encap, a.local_port, a.remote_port),
+            (Mode::Tunnel, false, 4500, 4500)
+        );
+        assert_eq!((a.spi_in, a.spi_out), (0x1000, 0x1001));
+        assert_eq!(a.key_in, a.key_out);
+        assert_eq!(a.key_in.expose()[19], 0x13);
+        assert_eq!((a.replay_window, a.esn, a.tfc_padding), (32, false, 0));
+        assert_eq!(a.local_ts, vec![("dynamic".to_owned(), a.location.clone())]);
+        assert!(a.legacy.is_empty());
+        assert_eq!(format!("{:?}", a.key_in), "SecretKey(<20 bytes redacted>)");
+    }
+
+    #[test]
+    fn manual_sa_options() {
+        let c =
+            parse(&sa("mode = transport\nencap = yes\nlocal_port = 4501\nremote_port = 4502\n\
+             replay_window = 0x400\nesn = yes\ntfc_padding = 1200\nlocal_ts = 10.1.0.0/16\n\
+             remote_ts = 10.2.0.0/16 , 10.3.0.0/24[udp]"))
+            .unwrap();
+        let a = &c.manual[0];
+        assert_eq!(
+            (a.mode, a.encap, a.local_port, a.remote_port),
+            (Mode::Transport, true, 4501, 4502)
+        );
+        assert_eq!((a.replay_window, a.esn, a.tfc_padding), (1024, true, 1200));
+        let remote: Vec<_> = a.remote_ts.iter().map(|(t, l)| (t.as_str(), l.line)).collect();
+        assert_eq!(remote, [("10.2.0.0/16", 18), ("10.3.0.0/24[udp]", 18)]);
+        let c = parse(&sa("").replace("aes128gcm16", "aes128gcm16-esn")).unwrap();
+        assert!(c.manual[0].esn, "ESN from the proposal");
+        let legacy = sa("").replace("aes128gcm16", "3des-md5").replace(GCM_KEY, &"ab".repeat(40));
+        assert_eq!(parse(&legacy).unwrap().manual[0].legacy, vec!["3des", "md5"]);
+    }
+
+    #[test]
+    fn manual_sa_errors() {
+        let gcm = sa("");
+        let cases: Vec<(String, &str)> = vec![
+            (
+                sa("colour = blue"),
+                ":10: unknown key 'colour' in manual.a (valid keys: encap, esn, esp_proposal",
+            ),
+            (sa("sub { }"), ":10: unexpected section 'sub' in manual.a"),
+            (
+                gcm.replace("  local_addrs = 192.0.2.1\n", ""),
+                ":2: manual SA 'a' has no local_addrs (add 'local_addrs = …'",
+            ),
+            (
+                gcm.replace("192.0.2.2", "192.0.2.0/24"),
+                ":4: invalid remote_addrs '192.0.2.0/24': not a single IP address",
+            ),
+            (gcm.replace("192.0.2.2", "gw.example.org"), "not a single IP address"),
+            (gcm.replace("192.0.2.2", "2001:db8::2"), "address family differs from local_addrs"),
+            (sa("mode = beet"), "invalid mode 'beet': unknown mode (use tunnel or transport)"),
+            (sa("encap = maybe"), "invalid encap 'maybe': not a yes/no value (use yes or no)"),
+            (sa("local_port = 0"), "invalid local_port '0': out of range"),
+            (
+                sa("replay_window = 65537"),
+                "invalid replay_window '65537': out of range (use a number from 0 to 65536)",
+            ),
+            (sa("tfc_padding = -1"), "invalid tfc_padding '-1': not a number"),
+            (
+                sa("esn = no").replace("aes128gcm16", "aes128gcm16-esn"),
+                "invalid esn 'no': contradicts esp_proposal",
+            ),
+            (
+                gcm.replace("0x1000", "255"),
+                ":6: invalid spi_in '255': SPIs 0-255 are reserved (RFC 4303 §2.1) (use a value of 256 (0x100) or more)",
+            ),
+            (gcm.replace("0x1001", "0"), "invalid spi_out '0': SPIs 0-255 are reserved"),
+            (
+                gcm.replace("0x1000", "0x100000000"),
+                "invalid spi_in '0x100000000': larger than 32 bits",
+            ),
+            (gcm.replace("0x1000", "12ab"), "invalid spi_in '12ab': not a number"),
+            (
+                gcm.replace("aes128gcm16", "aes128gcm17"),
+                ":5: esp_proposal: unknown algorithm 'aes128gcm17' in proposal 'aes128gcm17' (did you mean aes128gcm12, aes128gcm16",
+            ),
+            (
+                gcm.replace("aes128gcm16", "aes128-aes256-sha256"),
+                "esp_proposal: a manually keyed SA needs a single algorithm choice: 2 encryption algorithms given, exactly one is needed",
+            ),
+            (
+                gcm.replace("aes128gcm16", "aes128"),
+                "esp_proposal: ESP suite not usable: ESP without integrity protection",
+            ),
+            (gcm.replace("aes128gcm16", "aes128gcm16,chacha20poly1305"), "2 proposals given"),
+            (
+                gcm.replace(&format!("key_in = {GCM_KEY}"), "key_in = 0x0001"),
+                ":8: key_in is 2 bytes, but aes128gcm16 needs 20 bytes (expected 20 bytes = 40 hex digits (20 encryption incl. 4-byte salt + 0 integrity))",
+            ),
+            (
+                gcm.replace("aes128gcm16", "aes256-sha512"),
+                "key_in is 20 bytes, but aes256-sha512 needs 96 bytes (expected 96 bytes = 192 hex digits (32 encryption + 64 integrity))",
+            ),
+            (
+                gcm.replace(&format!("key_in = {GCM_KEY}"), "key_in = 0xzz"),
+                ":8: invalid key_in: not a hex string",
+            ),
+            (
+                gcm.replace(&format!("key_in = {GCM_KEY}"), "key_in = abc"),
+                "invalid key_in: not a hex string",
+            ),
+        ];
+        for (text, want) in &cases {
+            let got = err(text);
+            assert!(got.contains(want), "{text}\n got  {got}\n want {want}");
+        }
+    }
+
+    #[test]
+    fn duplicate_spi_in_names_both_locations() {
+        let one = sa("");
+        let two = one.replace("manual {\n a {", "manual {\n b {").replace("0x1001", "0x2001");
+        let text = format!("{one}{two}");
+        let got = err(&text);
+        assert_eq!(
+            got,
+            "/virtual/swanctl.conf:18: spi_in 0x1000 of manual SA 'b' is already used by manual \
+             SA 'a' at /virtual/swanctl.conf:6 (inbound SPIs identify the SA and must be unique)"
+        );
+        // Same SPI outbound is fine (it is the peer's SPI space).
+        let two = one.replace("manual {\n a {", "manual {\n b {").replace("0x1000", "0x2000");
+        assert_eq!(parse(&format!("{one}{two}")).unwrap().manual.len(), 2);
+    }
+
+    #[test]
+    fn swanctl_sections_kept_or_refused() {
+        let text = "connections {\n home { remote_addrs = 192.0.2.9 }\n}\nsecrets { }\npools { }\nauthorities { }\n";
+        let c = parse(text).unwrap();
+        assert_eq!(
+            c.connections_raw.unwrap().find("home").unwrap().value("remote_addrs"),
+            Some("192.0.2.9")
+        );
+        assert!(c.secrets_raw.is_some() && c.pools_raw.is_some() && c.authorities_raw.is_some());
+        let strict = LoadOptions::default().unsupported_sections_are_errors(true);
+        let e = Config::parse_str_with(text, "/virtual/swanctl.conf", &strict).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/virtual/swanctl.conf:1: section 'connections' is not supported yet in this version: \
+             IKE connections arrive with IKEv2 support (use manual { … } SAs for now, or remove \
+             the section)"
+        );
+    }
+
+    #[test]
+    fn top_level_templates_are_allowed() {
+        let text =
+            "conn-defaults { remote_addrs = 192.0.2.9 }\nconnections { a : conn-defaults { } }";
+        let c = parse(text).unwrap();
+        assert_eq!(
+            c.connections_raw.unwrap().find("a").unwrap().value("remote_addrs"),
+            Some("192.0.2.9")
+        );
+    }
+
+    #[test]
+    fn secret_file_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("swanctl.conf");
+        fs::write(&path, sa("")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        let p = path.display();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{p}:0: '{p}' holds secrets but is readable by group or others (mode 644) (chmod 600 {p})"
+            )
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(Config::load(&path).unwrap().manual.len(), 1);
+        assert!(check_secret_file_permissions(&path).is_ok());
+
+        // A readable file without secrets is fine; an included secrets file is checked.
+        let inc = dir.path().join("secrets.conf");
+        fs::write(&inc, "ike-1 { secret = x }\n").unwrap();
+        fs::set_permissions(&inc, fs::Permissions::from_mode(0o640)).unwrap();
+        let top = dir.path().join("top.conf");
+        fs::write(&top, "secrets {\n include secrets.conf\n}\n").unwrap();
+        fs::set_permissions(&top, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Config::load(&top).unwrap_err();
+        assert!(e.to_string().contains("chmod 600") && e.message.contains("secrets.conf"), "{e}");
+        fs::set_permissions(&inc, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load(&top).is_ok());
+        let opts = LoadOptions::default().check_secret_permissions(false);
+        fs::set_permissions(&inc, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load_with(&top, &opts).is_ok());
+    }
+
+    #[test]
+    fn hex_keys() {
+        assert_eq!(parse_hex("0x0aff").unwrap().as_slice(), [0x0a, 0xff]);
+        assert_eq!(parse_hex("0A:FF").unwrap().as_slice(), [0x0a, 0xff]);
+        assert_eq!(parse_hex("").unwrap().as_slice(), [] as [u8; 0]);
+        assert!(
+            parse_hex("abc").is_none() && parse_hex("0xg0").is_none() && parse_hex("é1").is_none()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC*") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn arbitrary_manual_values_never_panic(key in proptest::sample::select(MANUAL_KEYS), value in "[ -~]{0,30}") {
+            let _ = parse(&sa(&format!("{key} = {value}")));
+        }
+    }
+}
