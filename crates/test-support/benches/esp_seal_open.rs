@@ -5,6 +5,8 @@
 //! Run: `cargo bench -p ferroswan-test --bench esp_seal_open` (or `scripts/bench-esp`, which
 //! also prints the ratio table).
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
+
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -130,7 +132,7 @@ fn esp(c: &mut Criterion) {
                                 &mut raw[..size],
                             )
                             .unwrap();
-                        black_box(tag);
+                        let _ = black_box(tag);
                     })
                 });
                 let mut sealed_raw = pkt.clone();

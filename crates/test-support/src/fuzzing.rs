@@ -8,6 +8,11 @@ use ferroswan_proto::crypto::{EspSuite, SecretBytes};
 use ferroswan_proto::esp::{InboundSa, Lifetime, Mode, PacketBuf, SaParams};
 use ferroswan_proto::wire::{EncrId, IntegId};
 
+use ferroswan_proto::wire::{
+    self, AhPacket, AhRepr, EspPacket, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
+    UdpPacket, UdpRepr,
+};
+
 use crate::null_provider;
 
 /// Feeds `data` to the ESP receive path of an SA with the no-security provider, so ICV checks
@@ -24,7 +29,7 @@ pub fn esp_open(data: &[u8]) {
             integ: IntegId::AUTH_HMAC_SHA2_256_128,
         },
     ];
-    let suite = suites[usize::from(selector & 1)];
+    let Some(&suite) = suites.get(usize::from(selector & 1)) else { return };
     let params = SaParams {
         spi: 0x0000_1000,
         suite,
@@ -47,4 +52,36 @@ pub fn esp_open(data: &[u8]) {
             let _ = sa.accept(&opened);
         }
     }
+}
+
+/// If `data` parses as `$packet`/`$repr`, emits the repr into a fresh buffer (header plus
+/// `$payload_len` bytes) and asserts it parses back to the same repr.
+macro_rules! round_trip {
+    ($data:expr, $packet:ident, $repr:ident, $payload_len:expr) => {
+        if let Ok(p) = $packet::new_checked($data)
+            && let Ok(repr) = $repr::parse(&p)
+        {
+            let mut buf = vec![0u8; repr.buffer_len() + $payload_len(&repr)];
+            repr.emit(&mut $packet::new_unchecked(&mut buf[..]));
+            let again = $packet::new_checked(&buf[..]).and_then(|p| $repr::parse(&p));
+            assert_eq!(again, Ok(repr), concat!(stringify!($repr), " emit/parse round trip"));
+        }
+    };
+}
+
+/// Runs every wire parser over `data` and checks that what parses re-emits to a buffer that
+/// parses back to the same representation.
+pub fn wire_parsers(data: &[u8]) {
+    let _ = wire::ip::flow_key(data);
+    let _ = wire::ip::esp_insertion_point(data);
+    let _ = wire::esp::parse_trailer(data);
+    let _ = wire::udp_encap::classify(data);
+    if let Ok(upper) = wire::ipv6::upper_layer(data) {
+        assert!(upper.offset <= data.len());
+    }
+    round_trip!(data, Ipv4Packet, Ipv4Repr, |r: &Ipv4Repr| r.payload_len);
+    round_trip!(data, Ipv6Packet, Ipv6Repr, |r: &Ipv6Repr| r.payload_len);
+    round_trip!(data, EspPacket, EspRepr, |_: &EspRepr| 0);
+    round_trip!(data, AhPacket, AhRepr, |_: &AhRepr| 0);
+    round_trip!(data, UdpPacket, UdpRepr, |r: &UdpRepr| r.payload_len);
 }

@@ -2,6 +2,8 @@
 //! ESN on and off, IPv4 and IPv6 inner packets of any size, `open(seal(p)) == p`, and any single
 //! flipped bit in a sealed packet is rejected and counted.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ferroswan_awslc::LEGACY_PROVIDER;

@@ -115,7 +115,7 @@ impl EspCipher for TestCipher {
         payload: &mut [u8],
         icv: &mut [u8],
     ) -> Result<(), CryptoError> {
-        if payload.len() % self.block_len != 0 || iv.len() != self.iv_len {
+        if !payload.len().is_multiple_of(self.block_len) || iv.len() != self.iv_len {
             return Err(CryptoError::BadLength);
         }
         let (nonce, a) = self.nonce_and_aad(aad, iv);
@@ -130,7 +130,7 @@ impl EspCipher for TestCipher {
         payload: &mut [u8],
         icv: &[u8],
     ) -> Result<(), CryptoError> {
-        if payload.len() % self.block_len != 0 || iv.len() != self.iv_len {
+        if !payload.len().is_multiple_of(self.block_len) || iv.len() != self.iv_len {
             return Err(CryptoError::BadLength);
         }
         let (nonce, a) = self.nonce_and_aad(aad, iv);

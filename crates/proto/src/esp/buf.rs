@@ -141,6 +141,8 @@ impl core::fmt::Debug for PacketBuf {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
     use super::*;
 
     #[test]

@@ -26,6 +26,7 @@ mod buf;
 mod drop;
 pub mod replay;
 mod sa;
+mod transport;
 
 pub use buf::PacketBuf;
 pub use drop::DropReason;

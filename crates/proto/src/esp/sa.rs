@@ -417,7 +417,8 @@ impl OutboundSa {
         header.copy_from_slice(&aad.header());
         let (iv, rest) = rest.split_at_mut(iv_len);
         let (ct, icv) = rest.split_at_mut(rest.len() - icv_len);
-        write_trailer(ct, padded, pad, next_header);
+        let pad = u8::try_from(pad).map_err(|_| DropReason::NoBufferSpace)?;
+        write_trailer(ct, padded, pad, next_header).map_err(|_| DropReason::NoBufferSpace)?;
         self.cipher.generate_iv(seq, iv).map_err(|_| DropReason::AuthFailed)?;
         self.cipher.seal(&aad, iv, ct, icv).map_err(|_| DropReason::AuthFailed)?;
         Ok(seq)
@@ -551,7 +552,7 @@ impl InboundSa {
         let (header, rest) = data.split_at_mut(ESP_HEADER_LEN);
         let (iv, rest) = rest.split_at_mut(iv_len);
         let (ct, icv) = rest.split_at_mut(rest.len() - icv_len);
-        if ct.len() % block != 0 {
+        if !ct.len().is_multiple_of(block) {
             return Err(DropReason::Malformed);
         }
         let mut spi = [0u8; 4];

@@ -59,6 +59,7 @@ macro_rules! registry {
         }
     };
 }
+#[allow(unused_imports, reason = "exported for registries defined outside this module")]
 pub(crate) use registry;
 
 registry! {

@@ -1,0 +1,63 @@
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through the fuzz target bodies,
+//! plus a deterministic batch of mutations of it, so every CI run covers what the fuzzers
+//! found without needing a nightly toolchain. A panic here is a parser bug.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::fs;
+use std::path::PathBuf;
+
+use ferroswan_test::{SeededRandom, fuzzing};
+
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.iter().map(|p| fs::read(p).unwrap()).collect()
+}
+
+/// Byte flips, truncations, extensions and splices of the seeds (a poor man's fuzzer).
+fn mutations(seeds: &[Vec<u8>], count: usize) -> Vec<Vec<u8>> {
+    let mut rng = SeededRandom::new(0xf022);
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut m = seeds[i % seeds.len()].clone();
+        for _ in 0..=(rng.next_u64() % 4) {
+            let r = rng.next_u64();
+            let pos = if m.is_empty() { 0 } else { (r >> 8) as usize % m.len() };
+            match r % 5 {
+                0 if !m.is_empty() => m[pos] ^= 1 << ((r >> 40) % 8),
+                1 if !m.is_empty() => m[pos] = (r >> 32) as u8,
+                2 => m.truncate(pos),
+                3 => m.extend_from_slice(&(r as u32).to_be_bytes()),
+                _ => {
+                    let other = &seeds[(r >> 16) as usize % seeds.len()];
+                    m.extend_from_slice(&other[..other.len().min(pos)]);
+                }
+            }
+        }
+        out.push(m);
+    }
+    out
+}
+
+#[test]
+fn esp_open_corpus_and_mutations() {
+    let seeds = corpus("esp_open");
+    assert!(seeds.len() >= 5, "fuzz/corpus/esp_open lost its seeds");
+    for input in seeds.iter().chain(&mutations(&seeds, 20_000)) {
+        fuzzing::esp_open(input);
+    }
+}
+
+#[test]
+fn wire_parsers_corpus_and_mutations() {
+    let seeds = corpus("wire_parsers");
+    assert!(seeds.len() >= 5, "fuzz/corpus/wire_parsers lost its seeds");
+    for input in seeds.iter().chain(&mutations(&seeds, 50_000)) {
+        fuzzing::wire_parsers(input);
+    }
+}
