@@ -84,7 +84,7 @@ fn esp(c: &mut Criterion) {
     for b in benches() {
         let p = params(b.suite);
         let out = OutboundSa::new(&p, &DEFAULT_PROVIDER).unwrap();
-        let mut inb = InboundSa::new(&p, &DEFAULT_PROVIDER).unwrap();
+        let inb = InboundSa::new(&p, &DEFAULT_PROVIDER).unwrap();
         let raw_key = b
             .raw
             .map(|alg| LessSafeKey::new(UnboundKey::new(alg, &vec![0x42; alg.key_len()]).unwrap()));

@@ -40,7 +40,7 @@ pub fn esp_open(data: &[u8]) {
         tfc_pad_to: 0,
         lifetime: Lifetime::default(),
     };
-    let Ok(mut sa) = InboundSa::new(&params, &null_provider()) else { return };
+    let Ok(sa) = InboundSa::new(&params, &null_provider()) else { return };
     let mut buf = PacketBuf::from_slice(packet);
     if let Some(spi) = buf.data_mut().get_mut(..4) {
         spi.copy_from_slice(&0x0000_1000u32.to_be_bytes());

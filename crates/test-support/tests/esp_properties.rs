@@ -89,7 +89,7 @@ proptest! {
         key_seed in any::<u8>(),
     ) {
         let suite = all_suites()[suite_ix];
-        let (out, mut inb) = sa_pair(suite, esn, key_seed);
+        let (out, inb) = sa_pair(suite, esn, key_seed);
         let start = if esn { start } else { start.min(u64::from(u32::MAX) - 8) };
         out.danger_set_last_seq(start);
         let pkt = inner_packet(v6, &payload);
@@ -113,7 +113,7 @@ proptest! {
         key_seed in any::<u8>(),
     ) {
         let suite = all_suites()[suite_ix];
-        let (out, mut inb) = sa_pair_mode(suite, esn, key_seed, Mode::Transport);
+        let (out, inb) = sa_pair_mode(suite, esn, key_seed, Mode::Transport);
         let pkt = inner_packet(v6, &payload);
         let mut buf = PacketBuf::from_slice(&pkt);
         let sealed = out.seal_transport(&mut buf).unwrap();
@@ -134,7 +134,7 @@ proptest! {
         bit_seed in any::<usize>(),
     ) {
         let suite = all_suites()[suite_ix];
-        let (out, mut inb) = sa_pair(suite, esn, 7);
+        let (out, inb) = sa_pair(suite, esn, 7);
         let pkt = inner_packet(false, &payload);
         let mut buf = PacketBuf::from_slice(&pkt);
         out.seal_tunnel(&mut buf).unwrap();

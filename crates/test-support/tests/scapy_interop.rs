@@ -136,7 +136,7 @@ fn ferroswan_and_scapy_open_each_others_esp() {
             lifetime: Lifetime::default(),
         };
         let out = OutboundSa::new(&params, &DEFAULT_PROVIDER).unwrap();
-        let mut inb = InboundSa::new(&params, &DEFAULT_PROVIDER).unwrap();
+        let inb = InboundSa::new(&params, &DEFAULT_PROVIDER).unwrap();
         // With ESN, run in the second 2^32 block so the high half (never sent) matters. A
         // receiver only knows which block it is in by following the sender (RFC 4303 App. A),
         // so walk ours there in steps the inference can follow, as a live SA would be.
@@ -199,7 +199,7 @@ fn ferroswan_and_scapy_open_each_others_esp() {
 
     let mut failures = vec![];
     let mut checked = 0;
-    for (case_result, inb) in result["cases"].as_array().unwrap().iter().zip(&mut inbound) {
+    for (case_result, inb) in result["cases"].as_array().unwrap().iter().zip(&inbound) {
         let name = case_result["name"].as_str().unwrap();
         for (i, verdict) in case_result["verdicts"].as_array().unwrap().iter().enumerate() {
             checked += 1;

@@ -20,6 +20,9 @@ pub enum DropReason {
     Malformed,
     /// No room in the buffer to add headers or trailer (a caller sizing bug, never remote input).
     NoBufferSpace,
+    /// An outbound packet matches no security policy (it was routed into the tunnel, but no SA
+    /// covers its addresses, protocol and ports).
+    NoPolicy,
     /// The decrypted inner packet is outside the SA's traffic selectors (RFC 4301 §5.2).
     PolicyMismatch,
     /// The sequence number was already received (anti-replay, RFC 4303 §3.4.3).
@@ -36,7 +39,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Number of drop reasons (the size of a counter array).
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 
     /// Every reason, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
@@ -45,6 +48,7 @@ impl DropReason {
         Self::BadInnerPacket,
         Self::Malformed,
         Self::NoBufferSpace,
+        Self::NoPolicy,
         Self::PolicyMismatch,
         Self::Replayed,
         Self::SeqExhausted,
@@ -66,6 +70,7 @@ impl DropReason {
             Self::BadInnerPacket => "bad_inner_packet",
             Self::Malformed => "malformed",
             Self::NoBufferSpace => "no_buffer_space",
+            Self::NoPolicy => "no_policy",
             Self::PolicyMismatch => "policy_mismatch",
             Self::Replayed => "replayed",
             Self::SeqExhausted => "seq_exhausted",
@@ -83,6 +88,7 @@ impl DropReason {
             Self::BadInnerPacket => "decrypted payload is not an IP packet this SA carries",
             Self::Malformed => "packet too short or malformed for ESP",
             Self::NoBufferSpace => "packet buffer too small for ESP overhead",
+            Self::NoPolicy => "no security policy matches the packet",
             Self::PolicyMismatch => "inner packet is outside the SA's traffic selectors",
             Self::Replayed => "sequence number already received (replay)",
             Self::SeqExhausted => "SA ran out of sequence numbers; it must be rekeyed",

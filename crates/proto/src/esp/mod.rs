@@ -12,8 +12,9 @@
 //!      *pre-check* on the (ESN-inferred) sequence number, ICV verification, decryption,
 //!      padding check, inner-packet sanity check. Nothing in the SA changes except drop
 //!      counters.
-//!   2. [`InboundSa::accept`] (`&mut self`, once per SA): the anti-replay window is updated
-//!      only now, after the ICV verified, so forged packets can never move it.
+//!   2. [`InboundSa::accept`]: the anti-replay window is updated only now, after the ICV
+//!      verified, so forged packets can never move it. The window sits behind a short lock, so
+//!      SAs can be shared between threads.
 //! - The inbound selector check (the decrypted packet must match the SA's traffic selectors)
 //!   belongs to the caller, with [`crate::policy`]; a failure is counted on the SA with
 //!   [`SaCounters::record_drop`]`(`[`DropReason::PolicyMismatch`]`)`.

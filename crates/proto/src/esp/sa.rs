@@ -2,6 +2,7 @@
 
 use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::replay::{ReplayError, ReplayWindow};
 use super::{DropReason, PacketBuf};
@@ -463,8 +464,8 @@ impl Opened {
 /// Processing follows RFC 4303 §3.4 in order: sequence number pre-check against the window
 /// (cheap rejection before any crypto), ICV verification, decryption, and only then the window
 /// update ([`InboundSa::accept`]), so forged packets can never move the window.
-/// [`InboundSa::open`] takes `&self` (parallel decryption); `accept` takes `&mut self` and must
-/// run in one place per SA.
+/// Both take `&self`: [`InboundSa::open`] can run in parallel on several workers, and `accept`
+/// serialises on the SA's replay window (a short lock, never held across crypto).
 pub struct InboundSa {
     spi: u32,
     suite: EspSuite,
@@ -472,7 +473,9 @@ pub struct InboundSa {
     mode: Mode,
     lifetime: Lifetime,
     cipher: Box<dyn EspCipher>,
-    window: ReplayWindow,
+    /// Behind a mutex so that an SA can be shared (`Arc`) between a decrypting worker and the
+    /// control plane; the lock is held for a few nanoseconds per packet, never across crypto.
+    window: Mutex<ReplayWindow>,
     counters: SaCounters,
 }
 
@@ -489,7 +492,7 @@ impl InboundSa {
             mode: params.mode,
             lifetime: params.lifetime,
             cipher: build_cipher(params, provider)?,
-            window: ReplayWindow::new(params.replay_window),
+            window: Mutex::new(ReplayWindow::new(params.replay_window)),
             counters: SaCounters::default(),
         })
     }
@@ -521,12 +524,18 @@ impl InboundSa {
 
     /// The highest sequence number accepted so far.
     pub fn highest_seq(&self) -> u64 {
-        self.window.top()
+        self.window().top()
     }
 
     /// The anti-replay window size (0 = off).
     pub fn replay_window(&self) -> u32 {
-        self.window.size()
+        self.window().size()
+    }
+
+    fn window(&self) -> MutexGuard<'_, ReplayWindow> {
+        // A panic while holding this lock cannot leave the window inconsistent (every update
+        // is a single call), so a poisoned lock is still usable.
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Verifies and decrypts the ESP packet in `buf` (data starting at the SPI). On success
@@ -568,8 +577,12 @@ impl InboundSa {
             return Err(DropReason::UnknownSpi);
         }
         let seq_lo = u32::from_be_bytes(seq_lo);
-        let seq = if self.esn { self.window.infer_esn(seq_lo) } else { u64::from(seq_lo) };
-        self.window.check(seq).map_err(replay_drop)?;
+        let seq = {
+            let window = self.window();
+            let seq = if self.esn { window.infer_esn(seq_lo) } else { u64::from(seq_lo) };
+            window.check(seq).map_err(replay_drop)?;
+            seq
+        };
         if hard_expired(&self.lifetime, &self.counters) {
             return Err(DropReason::SaExpired);
         }
@@ -605,8 +618,8 @@ impl InboundSa {
     /// copy of the same packet was opened in parallel) and counts it. Returns whether a soft
     /// lifetime was crossed. Dummy packets update the window but are counted apart; the caller
     /// discards them.
-    pub fn accept(&mut self, opened: &Opened) -> Result<LifetimeStatus, DropReason> {
-        if let Err(e) = self.window.accept(opened.seq) {
+    pub fn accept(&self, opened: &Opened) -> Result<LifetimeStatus, DropReason> {
+        if let Err(e) = self.window().accept(opened.seq) {
             let reason = replay_drop(e);
             self.counters.record_drop(reason);
             return Err(reason);
@@ -628,7 +641,7 @@ impl fmt::Debug for InboundSa {
             .field("suite", &self.suite)
             .field("esn", &self.esn)
             .field("mode", &self.mode)
-            .field("highest_seq", &self.window.top())
+            .field("highest_seq", &self.highest_seq())
             .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
@@ -726,7 +739,7 @@ mod tests {
     fn tunnel_round_trip_every_suite_and_size() {
         for s in suites() {
             for esn in [false, true] {
-                let (out, mut inb) = pair(&params(s, esn));
+                let (out, inb) = pair(&params(s, esn));
                 for len in [20, 21, 40, 63, 64, 65, 1400, 1500] {
                     for pkt in [ipv4(len), ipv6(len.max(40))] {
                         let mut buf = PacketBuf::from_slice(&pkt);
@@ -780,7 +793,7 @@ mod tests {
 
     #[test]
     fn esn_carries_across_the_32_bit_boundary() {
-        let (out, mut inb) = pair(&params(suites()[2], true));
+        let (out, inb) = pair(&params(suites()[2], true));
         out.danger_set_last_seq(u64::from(u32::MAX) - 2);
         for i in 0..6u64 {
             let mut buf = PacketBuf::from_slice(&ipv4(60));
@@ -795,7 +808,7 @@ mod tests {
 
     #[test]
     fn replays_are_dropped_and_counted() {
-        let (out, mut inb) = pair(&params(suites()[0], false));
+        let (out, inb) = pair(&params(suites()[0], false));
         let mut buf = PacketBuf::from_slice(&ipv4(100));
         out.seal_tunnel(&mut buf).unwrap();
         let wire = buf.data().to_vec();
@@ -809,7 +822,7 @@ mod tests {
 
     #[test]
     fn a_parallel_duplicate_is_caught_at_accept() {
-        let (out, mut inb) = pair(&params(suites()[1], false));
+        let (out, inb) = pair(&params(suites()[1], false));
         let mut buf = PacketBuf::from_slice(&ipv4(100));
         out.seal_tunnel(&mut buf).unwrap();
         let mut copy = buf.clone();
@@ -822,7 +835,7 @@ mod tests {
     #[test]
     fn every_flipped_bit_is_rejected_and_does_not_move_the_window() {
         for s in suites() {
-            let (out, mut inb) = pair(&params(s, true));
+            let (out, inb) = pair(&params(s, true));
             let mut buf = PacketBuf::from_slice(&ipv4(48));
             out.seal_tunnel(&mut buf).unwrap();
             let wire = buf.data().to_vec();
@@ -872,7 +885,7 @@ mod tests {
 
     #[test]
     fn dummy_packets_are_discarded_silently() {
-        let (out, mut inb) = pair(&params(suites()[0], false));
+        let (out, inb) = pair(&params(suites()[0], false));
         let mut buf = PacketBuf::from_slice(&[]);
         out.seal_dummy(&mut buf, 100).unwrap();
         let opened = inb.open(&mut buf).unwrap();
@@ -888,7 +901,7 @@ mod tests {
     fn tfc_padding_hides_the_length_and_is_removed() {
         let mut p = params(suites()[0], false);
         p.tfc_pad_to = 1000;
-        let (out, mut inb) = pair(&p);
+        let (out, inb) = pair(&p);
         let pkt = ipv4(64);
         let mut buf = PacketBuf::new(2048, 128);
         buf.load(128, &pkt).unwrap();
@@ -904,7 +917,7 @@ mod tests {
         let mut p = params(suites()[0], false);
         p.lifetime =
             Lifetime { soft_packets: Some(2), hard_packets: Some(3), ..Lifetime::default() };
-        let (out, mut inb) = pair(&p);
+        let (out, inb) = pair(&p);
         let mut statuses = vec![];
         for _ in 0..3 {
             let mut buf = PacketBuf::from_slice(&ipv4(40));

@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn ipv4_transport_round_trip_keeps_the_header() {
-        let (out, mut inb) = pair();
+        let (out, inb) = pair();
         let pkt = ipv4_udp(100);
         let mut buf = PacketBuf::from_slice(&pkt);
         out.seal_transport(&mut buf).unwrap();
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn ipv6_transport_puts_esp_after_hop_by_hop_and_before_final_dest_opts() {
-        let (out, mut inb) = pair();
+        let (out, inb) = pair();
         let pkt = ipv6_hbh_dst_udp(50);
         let mut buf = PacketBuf::from_slice(&pkt);
         out.seal_transport(&mut buf).unwrap();
