@@ -1,0 +1,267 @@
+//! The userspace data plane: moves packets between the TUN interface and the network,
+//! sealing and opening ESP on the way.
+//!
+//! # Pipeline
+//!
+//! Outbound (one worker per TUN queue, [`outbound::run`]):
+//!
+//! 1. **TUN batch read** (sequential): up to [`BATCH`] packets per wake-up, each read straight
+//!    into a pooled [`PacketBuf`] behind [`PacketBuf::DEFAULT_HEADROOM`] bytes of headroom, so
+//!    ESP and outer headers are written in place later.
+//! 2. **Policy lookup** (per packet): the flow key (addresses, protocol, ports) goes through the
+//!    SPD of the current [`Tables`] snapshot; `Protect(sa)` picks the outbound SA. A packet that
+//!    matches nothing is dropped and counted as [`DropReason::NoPolicy`].
+//! 3. **Seal** (per packet, in place): sequence number (atomic per SA), padding, AEAD.
+//! 4. **Send batch** (sequential): all sealed packets of the batch leave in one
+//!    [`NetTx::send_batch`] call (sendmmsg per socket in the daemon), raw ESP or UDP 4500 per
+//!    SA. Per-SA order is kept because one worker handles a batch in order.
+//!
+//! Inbound (one worker per receiving socket, [`inbound::run`]):
+//!
+//! 1. **Socket batch read** (recvmmsg in the daemon) with per-packet source and destination.
+//!    UDP 4500 datagrams are demultiplexed first (RFC 3948): NAT keepalives are ignored,
+//!    non-ESP-marker datagrams are IKE (handed to the control plane), the rest is ESP.
+//! 2. **SAD lookup by SPI** in the current [`Tables`] snapshot; unknown SPIs are counted.
+//! 3. **Open** (per packet): replay pre-check, ICV, decrypt, padding — `&self`, no lock.
+//! 4. **Accept**: replay-window update, only after the ICV verified (short per-SA lock).
+//! 5. **Inbound policy check**: the decrypted inner packet must match the SA's selectors
+//!    (RFC 4301 §5.2), else it is dropped as [`DropReason::PolicyMismatch`] — an SA is not a
+//!    blanket pass into the LAN.
+//! 6. **TUN write**.
+//!
+//! # Tables and locking
+//!
+//! The SPD and SAD live in an immutable [`Tables`] value behind an [`ArcSwap`]: the fast path
+//! loads the current snapshot (an atomic pointer load, no lock), and the control plane
+//! installs a new snapshot to add or remove SAs. SAs themselves are `Arc`s shared between
+//! snapshots, so counters and sequence numbers survive a table change.
+//!
+//! # Buffers
+//!
+//! Each worker owns a pool of [`BATCH`] buffers allocated at start; nothing is allocated per
+//! packet.
+
+pub mod inbound;
+pub mod outbound;
+pub mod testing;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use ferroswan_proto::esp::{DropReason, InboundSa, OutboundSa, PacketBuf};
+use ferroswan_proto::policy::{Action, SaSelectors, Spd};
+
+/// Packets handled per wake-up of a worker.
+pub const BATCH: usize = 64;
+
+/// Size of each pooled packet buffer: headroom, a jumbo-safe payload and trailer room.
+pub const BUF_SIZE: usize = PacketBuf::DEFAULT_HEADROOM + 9000 + PacketBuf::DEFAULT_TAILROOM;
+
+/// How long a worker waits for packets before it checks whether it should stop.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Where a sealed ESP packet goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// Raw ESP (IP protocol 50) to this peer address; the kernel adds the outer IP header.
+    Raw(IpAddr),
+    /// ESP in UDP (RFC 3948) from our `local` socket to the peer's `remote` address and port.
+    Udp {
+        /// Our local address and port (usually 4500).
+        local: SocketAddr,
+        /// The peer's address and port.
+        remote: SocketAddr,
+    },
+}
+
+/// How a packet reached us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carrier {
+    /// A raw ESP socket: the buffer holds the ESP packet (SPI first).
+    RawEsp,
+    /// A UDP socket: the buffer holds the UDP payload (to be demultiplexed, RFC 3948).
+    Udp,
+}
+
+/// Metadata of a received datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvMeta {
+    /// The sender (port 0 for raw ESP).
+    pub src: SocketAddr,
+    /// Our address it was sent to.
+    pub dst: IpAddr,
+    /// Which kind of socket delivered it.
+    pub carrier: Carrier,
+}
+
+impl Default for RecvMeta {
+    fn default() -> Self {
+        Self {
+            src: SocketAddr::from(([0, 0, 0, 0], 0)),
+            dst: IpAddr::from([0, 0, 0, 0]),
+            carrier: Carrier::RawEsp,
+        }
+    }
+}
+
+/// The TUN side of the data plane.
+pub trait TunDevice: Send + Sync {
+    /// Waits up to `timeout` for packets, then reads as many as are ready into `bufs` (at
+    /// headroom `headroom`); returns how many buffers were filled.
+    fn recv_batch(
+        &self,
+        bufs: &mut [PacketBuf],
+        headroom: usize,
+        timeout: Duration,
+    ) -> io::Result<usize>;
+
+    /// Writes one IP packet into the kernel.
+    fn send(&self, packet: &[u8]) -> io::Result<()>;
+}
+
+/// The network side, sending.
+pub trait NetTx: Send + Sync {
+    /// Sends `bufs[i].data()` to `dst` for every `(dst, i)` in `sends`, in order.
+    fn send_batch(&self, bufs: &[PacketBuf], sends: &[(Destination, usize)]) -> io::Result<()>;
+}
+
+/// The network side, receiving (one per socket).
+pub trait NetRx: Send + Sync {
+    /// Waits up to `timeout`, then receives as many datagrams as are ready into `bufs` and
+    /// `metas` (same index); returns how many.
+    fn recv_batch(
+        &self,
+        bufs: &mut [PacketBuf],
+        metas: &mut [RecvMeta],
+        timeout: Duration,
+    ) -> io::Result<usize>;
+}
+
+/// An installed outbound SA and where its packets go.
+#[derive(Debug)]
+pub struct OutboundEntry {
+    /// The connection or manual-SA name (for status).
+    pub name: String,
+    /// The SA.
+    pub sa: OutboundSa,
+    /// Where sealed packets are sent.
+    pub dst: Destination,
+}
+
+/// An installed inbound SA and the selectors its decrypted traffic must match.
+#[derive(Debug)]
+pub struct InboundEntry {
+    /// The connection or manual-SA name (for status).
+    pub name: String,
+    /// The SA.
+    pub sa: InboundSa,
+    /// Traffic allowed through this SA (local = our side).
+    pub selectors: SaSelectors,
+}
+
+/// One snapshot of the security policy and SA databases.
+#[derive(Debug, Default)]
+pub struct Tables {
+    /// Outbound policies; `Protect(i)` is an index into `outbound`.
+    pub spd: Spd<usize>,
+    /// Outbound SAs.
+    pub outbound: Vec<Arc<OutboundEntry>>,
+    /// Inbound SAs by SPI.
+    pub inbound: HashMap<u32, Arc<InboundEntry>>,
+}
+
+impl Tables {
+    /// Adds an outbound SA protecting `selectors`; returns its index.
+    pub fn add_outbound(&mut self, entry: Arc<OutboundEntry>, selectors: SaSelectors) -> usize {
+        let index = self.outbound.len();
+        self.outbound.push(entry);
+        self.spd.insert(selectors, Action::Protect(index));
+        index
+    }
+
+    /// Adds an inbound SA. Returns the entry already holding the SPI, if any (it is replaced).
+    pub fn add_inbound(&mut self, entry: Arc<InboundEntry>) -> Option<Arc<InboundEntry>> {
+        self.inbound.insert(entry.sa.spi(), entry)
+    }
+}
+
+/// Drops that belong to no SA (unknown SPI, malformed datagrams, no policy), plus traffic
+/// the data plane hands elsewhere.
+#[derive(Debug, Default)]
+pub struct GlobalCounters {
+    drops: [AtomicU64; DropReason::COUNT],
+    nat_keepalives: AtomicU64,
+    ike_datagrams: AtomicU64,
+    io_errors: AtomicU64,
+}
+
+impl GlobalCounters {
+    /// Counts a drop.
+    pub fn record_drop(&self, reason: DropReason) {
+        if let Some(c) = self.drops.get(reason.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops counted for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops.get(reason.index()).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// NAT-T keepalives received (RFC 3948 §2.3).
+    pub fn nat_keepalives(&self) -> u64 {
+        self.nat_keepalives.load(Ordering::Relaxed)
+    }
+
+    /// IKE datagrams received on the NAT-T port (non-ESP marker).
+    pub fn ike_datagrams(&self) -> u64 {
+        self.ike_datagrams.load(Ordering::Relaxed)
+    }
+
+    /// Socket or TUN errors seen by the workers.
+    pub fn io_errors(&self) -> u64 {
+        self.io_errors.load(Ordering::Relaxed)
+    }
+}
+
+/// The data plane's shared state: the current tables and global counters.
+#[derive(Debug, Default)]
+pub struct Dataplane {
+    tables: ArcSwap<Tables>,
+    counters: GlobalCounters,
+}
+
+impl Dataplane {
+    /// An empty data plane (no policies: every packet is dropped as `NoPolicy`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current tables snapshot.
+    pub fn tables(&self) -> Arc<Tables> {
+        self.tables.load_full()
+    }
+
+    /// Installs a new tables snapshot (SAs shared with the old one keep their state).
+    pub fn install(&self, tables: Tables) {
+        self.tables.store(Arc::new(tables));
+    }
+
+    /// Global counters.
+    pub fn counters(&self) -> &GlobalCounters {
+        &self.counters
+    }
+}
+
+/// A pool of packet buffers for one worker.
+pub(crate) fn buffer_pool() -> Vec<PacketBuf> {
+    (0..BATCH).map(|_| PacketBuf::new(BUF_SIZE, PacketBuf::DEFAULT_HEADROOM)).collect()
+}
+
+#[cfg(test)]
+mod tests;
