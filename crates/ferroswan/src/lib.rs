@@ -3,8 +3,10 @@
 //! - [`config`]: swanctl.conf (strongSwan settings syntax) read as-is, validated with file,
 //!   line and a fix in every error.
 //! - [`dataplane`]: the userspace ESP data plane between the TUN interface and the network.
+//! - [`manual`]: manually keyed SAs from the config, as data-plane tables and routes.
 //! - [`vici`]: strongSwan's VICI control protocol: codec, server and client.
 
 pub mod config;
 pub mod dataplane;
+pub mod manual;
 pub mod vici;
