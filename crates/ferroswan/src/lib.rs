@@ -4,9 +4,11 @@
 //!   line and a fix in every error.
 //! - [`dataplane`]: the userspace ESP data plane between the TUN interface and the network.
 //! - [`manual`]: manually keyed SAs from the config, as data-plane tables and routes.
+//! - [`status`]: `list-sas`/`stats` content and the `ferroswan status` view.
 //! - [`vici`]: strongSwan's VICI control protocol: codec, server and client.
 
 pub mod config;
 pub mod dataplane;
 pub mod manual;
+pub mod status;
 pub mod vici;

@@ -129,6 +129,22 @@ impl Message {
 
     // ---- getters ----
 
+    /// The named sub-sections, in order.
+    pub fn sections(&self) -> impl Iterator<Item = (&str, &Self)> {
+        self.elements.iter().filter_map(|e| match e {
+            Element::Section(name, section) => Some((name.as_str(), section)),
+            _ => None,
+        })
+    }
+
+    /// The key/value pairs, in order.
+    pub fn key_values(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.elements.iter().filter_map(|e| match e {
+            Element::KeyValue(name, value) => Some((name.as_str(), value.as_slice())),
+            _ => None,
+        })
+    }
+
     /// The elements in order.
     pub fn elements(&self) -> &[Element] {
         &self.elements
