@@ -49,7 +49,7 @@
 //! - NAT ([`Nat`]): the inside gateway `gw_a` has a default route via the router; the router
 //!   masquerades everything leaving `out0`; `gw_b` has only its connected routes, so nothing but
 //!   the NAT's state can carry traffic back. With `plain_routing`, the router also routes LAN B
-//!   via `gw_b`.
+//!   via `gw_b` and LAN A via `gw_a`.
 //! - Loss ([`TopologyBuilder::loss_percent`]): an nftables `netdev` ingress chain on **each**
 //!   gateway's `wan0` drops `numgen random mod 100 < N` of the IPv4/IPv6 packets arriving there
 //!   (ARP and IPv6 neighbour/router discovery are spared, so the link does not flap). Each
@@ -67,8 +67,8 @@
 //! namespaces with our prefix whose PID no longer exists, and never touches any other namespace.
 //!
 //! Each topology has a log directory (`$TMPDIR/fslab-<pid>-<id>/`) for
-//! [`Netns::spawn_logged`]. It is removed on drop, except while panicking: then it is kept and
-//! its path printed, so a failed test leaves its daemons' logs behind.
+//! [`Netns::spawn_logged`]. It is removed on drop, except while panicking with logs in it: then
+//! it is kept and its path printed, so a failed test leaves its daemons' logs behind.
 //!
 //! # Example
 //!
@@ -94,7 +94,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The prefix of every namespace this module creates; [`sweep_stale`] only looks at these.
 pub const NS_PREFIX: &str = "fslab-";
@@ -464,6 +464,9 @@ impl TopologyBuilder {
                 if self.plain_routing && self.lan_hosts {
                     route(&router.ns, LAN_B_NET.0, gw_b_wan.v4.into())?;
                     route(&router.ns, LAN_B_NET.1, gw_b_wan.v6.into())?;
+                    // For the replies after un-NATting (inside, the router is a plain router).
+                    route(&router.ns, LAN_A_NET.0, gw_a_wan.v4.into())?;
+                    route(&router.ns, LAN_A_NET.1, gw_a_wan.v6.into())?;
                 }
                 let random = if mode == Nat::MasqueradeRandomPorts { " random" } else { "" };
                 router.ns.run_with_input(
@@ -530,6 +533,15 @@ impl TopologyBuilder {
                 )?;
             }
         }
+
+        let mut ends = vec![(&gw_a_ns, gw_a_wan.ifname), (&gw_b_ns, gw_b_wan.ifname)];
+        if let Some(router) = &nat {
+            ends.extend([(&router.ns, router.in0.ifname), (&router.ns, router.out0.ifname)]);
+        }
+        ends.extend([&lan_a, &lan_b].into_iter().flatten().map(|h| (&h.ns, h.eth0.ifname)));
+        ends.extend(gw_a_lan.as_ref().map(|lan| (&gw_a_ns, lan.ifname)));
+        ends.extend(gw_b_lan.as_ref().map(|lan| (&gw_b_ns, lan.ifname)));
+        wait_until_up(&ends)?;
 
         Ok(Topology {
             id,
@@ -765,7 +777,8 @@ impl Teardown {
                 first_err.get_or_insert(e);
             }
         }
-        if std::thread::panicking() {
+        let has_logs = fs::read_dir(&self.log_dir).is_ok_and(|mut dir| dir.next().is_some());
+        if std::thread::panicking() && has_logs {
             eprintln!("lab: keeping the logs of the failed topology in {}", self.log_dir.display());
         } else if let Err(source) = fs::remove_dir_all(&self.log_dir)
             && source.kind() != io::ErrorKind::NotFound
@@ -853,6 +866,45 @@ fn link(a: &Netns, a_if: &IfAddrs, b: &Netns, b_if: &IfAddrs) -> Result<(), Erro
         ip_ok(ns, &["link", "set", ifa.ifname, "up"])?;
     }
     Ok(())
+}
+
+/// How long an interface may take to come up (the kernel's link watcher applies carrier changes
+/// up to a second late when busy).
+const LINK_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until every interface is operationally up with its IPv6 link-local address.
+///
+/// Until the kernel's link watcher has seen the veth carrier (up to about a second after
+/// `ip link set up`), the interface still has the `noop` qdisc and no link-local address, and
+/// the first packets, notably the first IPv6 ones, are dropped.
+fn wait_until_up(ends: &[(&Netns, &str)]) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut pending: Vec<(&Netns, &str)> = ends.to_vec();
+    loop {
+        let mut still = Vec::new();
+        let mut last = String::new();
+        for (ns, ifname) in pending {
+            let out = run_host_ok(&["ip", "-n", &ns.name, "addr", "show", "dev", ifname])?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !(text.contains("state UP") && text.contains("scope link")) {
+                still.push((ns, ifname));
+                last = text;
+            }
+        }
+        let Some((ns, ifname)) = still.first() else { return Ok(()) };
+        if started.elapsed() > LINK_UP_TIMEOUT {
+            return Err(Error::UnexpectedOutput {
+                command: format!("ip -n {} addr show dev {ifname}", ns.name),
+                detail: format!(
+                    "not up with an IPv6 link-local address after {} s: {}",
+                    LINK_UP_TIMEOUT.as_secs(),
+                    last.trim()
+                ),
+            });
+        }
+        pending = still;
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `ip route add DST via GW` (IPv4 or IPv6 by the gateway's family).
