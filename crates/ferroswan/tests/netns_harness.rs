@@ -258,3 +258,46 @@ fn sweep_removes_namespaces_of_dead_pids_only() {
     assert!(existing.contains(&live), "live process's namespace was removed");
     assert!(existing.contains(&foreign), "namespace without our prefix was removed");
 }
+
+/// The child half of `a_crashed_run_is_swept`: builds a topology, reports it, and aborts so no
+/// destructor runs (as with SIGKILL or a crash).
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn crashing_child() {
+    // libtest prints "test crashing_child ... " before the first line: the parent searches.
+    if std::env::var_os("FSLAB_CRASHING_CHILD").is_none() {
+        return; // only meaningful when started by a_crashed_run_is_swept
+    }
+    let topo = Topology::builder().nat(Nat::Masquerade).build().unwrap();
+    let _sleeper = topo.gw_a().ns.spawn(&["sleep", "300"]).unwrap();
+    println!("FSLAB_LOG_DIR {}", topo.log_dir().display());
+    for name in names(&topo) {
+        println!("FSLAB_NS {name}");
+    }
+    std::process::abort();
+}
+
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn a_crashed_run_is_swept() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crashing_child", "--include-ignored", "--nocapture", "--test-threads=1"])
+        .env("FSLAB_CRASHING_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the child was meant to abort");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let left: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| Some(l.split_once("FSLAB_NS ")?.1))
+        .map(str::to_owned)
+        .collect();
+    let log_dir = stdout.lines().find_map(|l| Some(l.split_once("FSLAB_LOG_DIR ")?.1)).unwrap();
+    assert_eq!(left.len(), 5, "child output: {stdout}");
+    let _fixtures = Fixtures(left.clone()); // in case the sweep fails
+    // A concurrent test's build() may sweep first; either way they must all be gone after ours.
+    sweep_stale().unwrap();
+    let existing = list_namespaces().unwrap();
+    assert!(left.iter().all(|n| !existing.contains(n)), "not swept: {left:?}");
+    assert!(!std::path::Path::new(log_dir).exists(), "empty log dir {log_dir} not swept");
+}

@@ -3,41 +3,42 @@
 //!
 //! ```text
 //!                ┌───────────────────────────────────────────────┐
-//!   lan_a        │ LanHost, namespace fslab-<pid>-<id>-lana       │   (only with lan_hosts(true),
-//!                │ eth0  10.1.0.2/24       fd00:1::2/64           │    the default)
-//!                │ default via 10.1.0.1 / fd00:1::1               │
+//!   lan_a        │ LanHost, namespace fslab-<pid>-<id>-lana      │ (only with lan_hosts(true),
+//!                │ eth0  10.1.0.2/24       fd00:1::2/64          │  the default)
+//!                │ default via 10.1.0.1 / fd00:1::1              │
 //!                └───────────────────────┬───────────────────────┘
 //!                                        │ veth   LAN A: 10.1.0.0/24, fd00:1::/64
 //!                ┌───────────────────────┴───────────────────────┐
-//!   gw_a         │ Gateway, namespace fslab-<pid>-<id>-gwa        │
-//!                │ lan0  10.1.0.1/24       fd00:1::1/64           │
-//!                │ wan0  192.0.2.1/24      2001:db8::1/64         │ direct
-//!                │ wan0  192.168.0.2/24    fd00:ff::2/64          │ behind the NAT; default via
+//!   gw_a         │ Gateway, namespace fslab-<pid>-<id>-gwa       │
+//!                │ lan0  10.1.0.1/24       fd00:1::1/64          │
+//!                │ wan0  192.0.2.1/24      2001:db8::1/64        │ direct
+//!                │ wan0  192.168.0.2/24    fd00:ff::2/64         │ behind the NAT; default via
 //!                └───────────────────────┬───────────────────────┘ 192.168.0.1 / fd00:ff::1
 //!                                        │ veth   transit, direct: 192.0.2.0/24, 2001:db8::/64
 //!                                        │        behind the NAT:  192.168.0.0/24, fd00:ff::/64
+//!                                        │        loss_percent(N): dropped at each wan0 ingress
 //!                ┌───────────────────────┴───────────────────────┐
-//!   nat          │ NatRouter, namespace fslab-<pid>-<id>-nat      │   (only with nat(..))
-//!   (optional)   │ in0   192.168.0.1/24    fd00:ff::1/64          │
-//!                │ out0  198.51.100.1/24   2001:db8:1::1/64       │ nftables: oifname "out0"
+//!   nat          │ NatRouter, namespace fslab-<pid>-<id>-nat     │ (only with nat(..))
+//!   (optional)   │ in0   192.168.0.1/24    fd00:ff::1/64         │
+//!                │ out0  198.51.100.1/24   2001:db8:1::1/64      │ nftables: oifname "out0"
 //!                └───────────────────────┬───────────────────────┘ masquerade (IPv4 and IPv6)
 //!                                        │ veth   outside: 198.51.100.0/24, 2001:db8:1::/64
 //!                ┌───────────────────────┴───────────────────────┐
-//!   gw_b         │ Gateway, namespace fslab-<pid>-<id>-gwb        │
-//!                │ wan0  192.0.2.2/24      2001:db8::2/64         │ direct
-//!                │ wan0  198.51.100.2/24   2001:db8:1::2/64       │ outside the NAT: no route back
-//!                │ lan0  10.2.0.1/24       fd00:2::1/64           │
+//!   gw_b         │ Gateway, namespace fslab-<pid>-<id>-gwb       │
+//!                │ wan0  192.0.2.2/24      2001:db8::2/64        │ direct
+//!                │ wan0  198.51.100.2/24   2001:db8:1::2/64      │ outside the NAT: no route back
+//!                │ lan0  10.2.0.1/24       fd00:2::1/64          │
 //!                └───────────────────────┬───────────────────────┘
 //!                                        │ veth   LAN B: 10.2.0.0/24, fd00:2::/64
 //!                ┌───────────────────────┴───────────────────────┐
-//!   lan_b        │ LanHost, namespace fslab-<pid>-<id>-lanb       │
-//!                │ eth0  10.2.0.2/24       fd00:2::2/64           │
-//!                │ default via 10.2.0.1 / fd00:2::1               │
+//!   lan_b        │ LanHost, namespace fslab-<pid>-<id>-lanb      │
+//!                │ eth0  10.2.0.2/24       fd00:2::2/64          │
+//!                │ default via 10.2.0.1 / fd00:2::1              │
 //!                └───────────────────────────────────────────────┘
 //! ```
 //!
-//! The same addresses are in [`Topology`]'s typed fields ([`IfAddrs`]); the constants
-//! (`LAN_A_V4`, `TRANSIT_V4`, …) are not public, so tests read addresses from the topology.
+//! The same addresses are in [`Topology`]'s typed fields ([`IfAddrs`]); tests read them from
+//! there rather than hard-coding them.
 //!
 //! # What is set up
 //!
@@ -45,7 +46,8 @@
 //!   with `nodad`, so IPv6 is usable at once. Gateways and the NAT router forward IPv4 and IPv6.
 //! - **Routes between the LANs exist only with [`TopologyBuilder::plain_routing`]**. Without it
 //!   (the default) LAN A cannot reach LAN B except through a tunnel the test brings up, so a
-//!   passing ping proves the tunnel. The gateways always reach each other's transit address.
+//!   passing ping proves the tunnel. `gw_a` always reaches `gw_b`'s `wan0` (through the NAT
+//!   when there is one).
 //! - NAT ([`Nat`]): the inside gateway `gw_a` has a default route via the router; the router
 //!   masquerades everything leaving `out0`; `gw_b` has only its connected routes, so nothing but
 //!   the NAT's state can carry traffic back. With `plain_routing`, the router also routes LAN B
@@ -121,6 +123,9 @@ pub enum Error {
         /// Why it could not be started.
         source: io::Error,
     },
+    /// The builder was given an impossible option.
+    #[error("invalid topology option: {0}")]
+    InvalidOption(String),
     /// A file-system operation (log directory, log file) failed.
     #[error("{what}: {source}")]
     Io {
@@ -129,17 +134,6 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
-    /// The builder was given an impossible option.
-    #[error("invalid topology option: {0}")]
-    InvalidOption(String),
-    /// A command's output did not look as expected.
-    #[error("unexpected output from `{command}`: {detail}")]
-    UnexpectedOutput {
-        /// The command line.
-        command: String,
-        /// What was wrong, with the output.
-        detail: String,
-    },
     /// A tool the harness runs is not installed.
     #[error("`{tool}` not found in PATH: install {package} (scripts/test does)")]
     ToolMissing {
@@ -147,6 +141,14 @@ pub enum Error {
         tool: &'static str,
         /// The Debian package that provides it.
         package: &'static str,
+    },
+    /// A command's output did not look as expected.
+    #[error("unexpected output from `{command}`: {detail}")]
+    UnexpectedOutput {
+        /// The command line.
+        command: String,
+        /// What was wrong, with the output.
+        detail: String,
     },
 }
 
@@ -174,6 +176,20 @@ pub struct IfAddrs {
     pub v6: Ipv6Addr,
     /// IPv6 prefix length.
     pub v6_prefix: u8,
+}
+
+impl IfAddrs {
+    /// The IPv4 network, `10.1.0.0/24` style (for traffic selectors and routes).
+    pub fn v4_network(&self) -> String {
+        let mask = u32::MAX.checked_shl(32 - u32::from(self.v4_prefix)).unwrap_or(0);
+        format!("{}/{}", Ipv4Addr::from(u32::from(self.v4) & mask), self.v4_prefix)
+    }
+
+    /// The IPv6 network, `fd00:1::/64` style.
+    pub fn v6_network(&self) -> String {
+        let mask = u128::MAX.checked_shl(128 - u32::from(self.v6_prefix)).unwrap_or(0);
+        format!("{}/{}", Ipv6Addr::from(u128::from(self.v6) & mask), self.v6_prefix)
+    }
 }
 
 /// A host on one of the inner LANs.
@@ -717,7 +733,8 @@ impl PingSummary {
 
 /// Deletes namespaces left by crashed runs: those named `fslab-<pid>-…` whose `<pid>` no longer
 /// exists (after killing what still runs inside them). Namespaces without the prefix, or owned
-/// by a live process, are left alone. Returns the names deleted.
+/// by a live process, are left alone. Returns the names deleted. Empty log directories of dead
+/// runs go too; those with logs in them stay.
 ///
 /// The PID is checked in this process's PID namespace, so runs in other PID namespaces sharing
 /// `/run/netns` would look dead; this harness is not meant to be shared that way.
@@ -731,6 +748,17 @@ pub fn sweep_stale() -> Result<Vec<String>, Error> {
         kill_all_in(&name)?;
         delete_namespace(&name)?;
         removed.push(name);
+    }
+    // The dead runs' log directories too, when empty (ones with logs are kept for a post-mortem).
+    if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(owner_pid) else { continue };
+            if !Path::new("/proc").join(pid.to_string()).exists() {
+                // Fails (and is skipped) when not empty or already gone.
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
     }
     Ok(removed)
 }
@@ -1065,6 +1093,23 @@ mod tests {
         assert_eq!(summary, Some(PingSummary { transmitted: 2, received: 0 }));
         assert_eq!(summary.map(|s| s.loss_percent()), Some(100.0));
         assert_eq!(parse_ping("garbage"), None);
+    }
+
+    #[test]
+    fn networks_of_interface_addresses() {
+        let ifa = IfAddrs {
+            ifname: "lan0",
+            v4: LAN_A_V4[1],
+            v4_prefix: 24,
+            v6: LAN_A_V6[1],
+            v6_prefix: 64,
+        };
+        assert_eq!((ifa.v4_network().as_str(), ifa.v6_network().as_str()), LAN_A_NET);
+        let host = IfAddrs { v4_prefix: 32, v6_prefix: 128, ..ifa.clone() };
+        assert_eq!(host.v4_network(), "10.1.0.2/32");
+        assert_eq!(host.v6_network(), "fd00:1::2/128");
+        let all = IfAddrs { v4_prefix: 0, v6_prefix: 0, ..ifa };
+        assert_eq!((all.v4_network().as_str(), all.v6_network().as_str()), ("0.0.0.0/0", "::/0"));
     }
 
     #[test]
