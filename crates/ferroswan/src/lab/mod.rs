@@ -1,0 +1,11 @@
+//! The lab: real network namespaces on this machine, for integration tests and `ferroswan lab`.
+//!
+//! - [`netns`]: the [`Topology`](netns::Topology) harness: LAN hosts, gateways and an optional
+//!   NAT router in their own namespaces, wired with veth pairs, always removed on drop; helpers
+//!   to run and spawn commands inside them; [`sweep_stale`](netns::sweep_stale) for leftovers of
+//!   crashed runs.
+//!
+//! Everything here needs root (namespaces, veth, nftables) and the Debian packages listed in
+//! `scripts/test`.
+
+pub mod netns;
