@@ -118,9 +118,9 @@ impl Batch {
         }
     }
 
-    /// Points header `i` at its iovec, name and control buffers. `ctrl` says whether to offer
-    /// control-message space (receive) or none (send).
-    fn link(&mut self, i: usize, name_len: usize, ctrl: bool) {
+    /// Points header `i` at its iovec, name and control buffers, offering `ctrl_len` bytes of
+    /// control messages (all of the buffer to receive; the encoded length or 0 to send).
+    fn link(&mut self, i: usize, name_len: usize, ctrl_len: usize) {
         let (Some(hdr), Some(iov), Some(name), Some(cbuf)) = (
             self.hdrs.get_mut(i),
             self.iovs.get_mut(i),
@@ -135,9 +135,9 @@ impl Batch {
         msg.msg_namelen = name_len as libc::socklen_t;
         msg.msg_iov = iov;
         msg.msg_iovlen = 1;
-        if ctrl {
+        if ctrl_len > 0 {
             msg.msg_control = cbuf.0.as_mut_ptr().cast();
-            msg.msg_controllen = CTRL_LEN as _;
+            msg.msg_controllen = ctrl_len.min(CTRL_LEN) as _;
         } else {
             msg.msg_control = std::ptr::null_mut();
             msg.msg_controllen = 0;
@@ -150,6 +150,10 @@ impl Batch {
 const NAME_LEN: usize = 28;
 /// Room for one `IPV6_PKTINFO` or `IP_PKTINFO` control message, with slack.
 const CTRL_LEN: usize = 64;
+/// Alignment of control messages: `size_t`.
+const WORD: usize = size_of::<usize>();
+/// Length of a `struct cmsghdr { size_t len; int level; int type; }`, aligned.
+const CMSG_HDR: usize = (WORD + 8).next_multiple_of(WORD);
 
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
@@ -252,7 +256,7 @@ impl Socket {
         let mut waited = false;
         let n = loop {
             for i in 0..count {
-                batch.link(i, NAME_LEN, true);
+                batch.link(i, NAME_LEN, CTRL_LEN);
             }
             // SAFETY: the first `count` headers point at live iovecs (into `bufs`, exclusively
             // borrowed for this call), name and control buffers in `batch`, with their lengths;
@@ -306,10 +310,12 @@ impl Socket {
         Ok(n)
     }
 
-    /// Sends every `(destination, payload)` with `sendmmsg`, [`BATCH`] at a time.
+    /// Sends every `(destination, payload)` with `sendmmsg`, [`BATCH`] at a time, from source
+    /// address `src` if given (a `IP_PKTINFO`/`IPV6_PKTINFO` control message on each).
     fn send<'a, A>(
         &self,
         batch: &mut Batch,
+        src: Option<IpAddr>,
         packets: impl IntoIterator<Item = (A, &'a [u8])>,
         mut encode: impl FnMut(A, &mut [u8; NAME_LEN]) -> io::Result<libc::socklen_t>,
     ) -> SendOutcome {
@@ -332,15 +338,19 @@ impl Socket {
                     iov.iov_base = payload.as_ptr().cast_mut().cast();
                     iov.iov_len = payload.len();
                 }
-                batch.link(filled, name_len, false);
+                let ctrl_len = match (src, batch.ctrls.get_mut(filled)) {
+                    (Some(src), Some(ctrl)) => encode_pktinfo(src, &mut ctrl.0),
+                    _ => 0,
+                };
+                batch.link(filled, name_len, ctrl_len);
                 filled += 1;
             }
             let mut off = 0;
             while off < filled {
                 let Some(hdrs) = batch.hdrs.get_mut(off..filled) else { break };
                 // SAFETY: headers `off..filled` point at iovecs over payload slices that live
-                // for this call (borrowed from the caller's iterator items, `'a`) and at name
-                // buffers in `batch`; no control messages.
+                // for this call (borrowed from the caller's iterator items, `'a`), and at name
+                // and control buffers in `batch`, with their lengths.
                 let ret = unsafe {
                     libc::sendmmsg(
                         self.fd.as_raw_fd(),
@@ -467,9 +477,24 @@ impl EspSocket {
         batch: &mut Batch,
         packets: impl IntoIterator<Item = (IpAddr, &'a [u8])>,
     ) -> SendOutcome {
+        self.send_batch_from(batch, None, packets)
+    }
+
+    /// Like [`EspSocket::send_batch`], with source address `src` (one of ours) instead of the
+    /// bound or routed one; `None` is the same as `send_batch`.
+    pub fn send_batch_from<'a>(
+        &self,
+        batch: &mut Batch,
+        src: Option<IpAddr>,
+        packets: impl IntoIterator<Item = (IpAddr, &'a [u8])>,
+    ) -> SendOutcome {
         let v6 = self.sock.v6;
+        if let Some(err) = src.and_then(|src| family_error(v6, src)) {
+            return fail_all(packets, err);
+        }
         // Port 0: an IPv6 raw socket reads the port as the protocol and refuses any other.
-        self.sock.send(batch, packets, |dst, name| encode_dst(v6, SocketAddr::new(dst, 0), name))
+        self.sock
+            .send(batch, src, packets, |dst, name| encode_dst(v6, SocketAddr::new(dst, 0), name))
     }
 
     /// Sends one ESP packet to `dst`.
@@ -553,8 +578,24 @@ impl UdpSocket {
         batch: &mut Batch,
         packets: impl IntoIterator<Item = (SocketAddr, &'a [u8])>,
     ) -> SendOutcome {
+        self.send_batch_from(batch, None, packets)
+    }
+
+    /// Like [`UdpSocket::send_batch`], with source address `src` (one of ours) instead of the
+    /// routed one: an IKE responder on a host with several addresses answers from the address
+    /// the request came to ([`RecvMeta::dst`]). The socket must be bound to the wildcard address
+    /// or to `src`. `None` is the same as `send_batch`.
+    pub fn send_batch_from<'a>(
+        &self,
+        batch: &mut Batch,
+        src: Option<IpAddr>,
+        packets: impl IntoIterator<Item = (SocketAddr, &'a [u8])>,
+    ) -> SendOutcome {
         let v6 = self.sock.v6;
-        self.sock.send(batch, packets, |dst, name| encode_dst(v6, dst, name))
+        if let Some(err) = src.and_then(|src| family_error(v6, src)) {
+            return fail_all(packets, err);
+        }
+        self.sock.send(batch, src, packets, |dst, name| encode_dst(v6, dst, name))
     }
 
     /// Sends one datagram to `dst`.
@@ -607,14 +648,53 @@ fn single(outcome: SendOutcome) -> io::Result<()> {
 
 /// Encodes `dst` for a socket of family `v6`, refusing the other family.
 fn encode_dst(v6: bool, dst: SocketAddr, name: &mut [u8; NAME_LEN]) -> io::Result<libc::socklen_t> {
-    if dst.is_ipv6() != v6 {
-        let family = if v6 { "IPv6" } else { "IPv4" };
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("send to {dst}: not an {family} address"),
-        ));
+    match family_error(v6, dst.ip()) {
+        Some(err) => Err(err),
+        None => Ok(encode_sockaddr(dst, name)),
     }
-    Ok(encode_sockaddr(dst, name))
+}
+
+/// An error if `addr` is not of the socket's family.
+fn family_error(v6: bool, addr: IpAddr) -> Option<io::Error> {
+    (addr.is_ipv6() != v6).then(|| {
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: not an {family} address"))
+    })
+}
+
+/// Fails every packet with (a copy of) `err`.
+fn fail_all<T>(packets: impl IntoIterator<Item = T>, err: io::Error) -> SendOutcome {
+    let mut outcome = SendOutcome::default();
+    for _ in packets {
+        outcome.fail(io::Error::new(err.kind(), err.to_string()));
+    }
+    outcome
+}
+
+/// Writes an `IP_PKTINFO` (`ipi_spec_dst` = `src`) or `IPV6_PKTINFO` (`ipi6_addr` = `src`)
+/// control message choosing the source address of a send; returns its length.
+fn encode_pktinfo(src: IpAddr, out: &mut [u8; CTRL_LEN]) -> usize {
+    *out = [0; CTRL_LEN];
+    let (level, ty, data_len) = match src {
+        IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_PKTINFO, 12),
+        IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, 20),
+    };
+    let len = CMSG_HDR + data_len;
+    let (hdr, data) = out.split_at_mut(CMSG_HDR);
+    let (hdr_len, rest) = hdr.split_at_mut(WORD);
+    hdr_len.copy_from_slice(&len.to_ne_bytes());
+    let (hdr_level, hdr_ty) = rest.split_at_mut(4);
+    hdr_level.copy_from_slice(&level.to_ne_bytes());
+    if let Some(hdr_ty) = hdr_ty.get_mut(..4) {
+        hdr_ty.copy_from_slice(&ty.to_ne_bytes());
+    }
+    match src {
+        // struct in_pktinfo { int ipi_ifindex; struct in_addr ipi_spec_dst, ipi_addr; }
+        IpAddr::V4(a) => data.get_mut(4..8).map(|d| d.copy_from_slice(&a.octets())),
+        // struct in6_pktinfo { struct in6_addr ipi6_addr; int ipi6_ifindex; }
+        IpAddr::V6(a) => data.get_mut(..16).map(|d| d.copy_from_slice(&a.octets())),
+    };
+    len.next_multiple_of(WORD)
 }
 
 /// Writes `addr` as a kernel `sockaddr_in`/`sockaddr_in6` and returns its length. The layout is
@@ -667,8 +747,7 @@ fn decode_sockaddr(name: &[u8]) -> Option<SocketAddr> {
 /// control message. Parsed by hand on the kernel ABI: `cmsghdr` is `{ size_t len; int level;
 /// int type; }`, data and each header aligned to `size_t`.
 fn pktinfo_dst(ctrl: &[u8]) -> Option<IpAddr> {
-    const WORD: usize = size_of::<usize>();
-    const HDR: usize = (WORD + 8).next_multiple_of(WORD);
+    const HDR: usize = CMSG_HDR;
     let mut rest = ctrl;
     while rest.len() >= HDR {
         let len = usize::from_ne_bytes(rest.get(..WORD)?.try_into().ok()?);
@@ -754,5 +833,14 @@ mod tests {
         ctrl[16..32].copy_from_slice(&Ipv6Addr::LOCALHOST.octets());
         assert_eq!(pktinfo_dst(&ctrl), Some(Ipv6Addr::LOCALHOST.into()));
         assert_eq!(pktinfo_dst(&[]), None);
+    }
+
+    #[test]
+    fn ipv6_pktinfo_round_trip() {
+        let mut ctrl = [0u8; CTRL_LEN];
+        let src: IpAddr = "2001:db8::7".parse().unwrap();
+        let len = encode_pktinfo(src, &mut ctrl);
+        assert_eq!(len, CMSG_HDR + 24, "in6_pktinfo is 20 bytes, padded to 24");
+        assert_eq!(pktinfo_dst(&ctrl[..len]), Some(src));
     }
 }

@@ -402,3 +402,43 @@ fn buffer_sizes_and_mark() {
         assert!(!udp.wait_readable(Duration::from_millis(1)).unwrap());
     });
 }
+
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn sends_from_a_chosen_source_address() {
+    in_netns(|| {
+        let mut nl = Netlink::open().unwrap();
+        let lo = nl.link_index("lo").unwrap();
+        nl.add_address(lo, ip("fd00::5"), 128).unwrap();
+        let mut batch = Batch::new();
+        let mut b = bufs(4);
+        for (rx_addr, tx_addr, src) in
+            [("127.0.0.1:0", "0.0.0.0:0", "127.0.0.5"), ("[::1]:0", "[::]:0", "fd00::5")]
+        {
+            let rx = UdpSocket::bind(rx_addr.parse().unwrap()).unwrap();
+            let tx = UdpSocket::bind(tx_addr.parse().unwrap()).unwrap();
+            let outcome =
+                tx.send_batch_from(&mut batch, Some(ip(src)), [(rx.local_addr(), &b"ike"[..])]);
+            assert_eq!(outcome.sent, 1, "{:?}", outcome.first_error);
+            let mut meta = vec![RecvMeta::<SocketAddr>::default(); 4];
+            let n = rx.recv_batch(&mut batch, &mut b, &mut meta, HEADROOM, WAIT).unwrap();
+            assert_eq!(n, 1);
+            assert_eq!(meta[0].src, SocketAddr::new(ip(src), tx.local_addr().port()));
+            // The other family's source fails every packet without a system call.
+            let other = if ip(src).is_ipv4() { "::1" } else { "127.0.0.1" };
+            let outcome =
+                tx.send_batch_from(&mut batch, Some(ip(other)), [(rx.local_addr(), &b"x"[..])]);
+            assert_eq!((outcome.sent, outcome.failed), (0, 1));
+        }
+        // Raw ESP too.
+        let rx = EspSocket::open_v6(Some(Ipv6Addr::LOCALHOST)).unwrap();
+        let tx = EspSocket::open_v6(None).unwrap();
+        let outcome =
+            tx.send_batch_from(&mut batch, Some(ip("fd00::5")), [(ip("::1"), &[1u8; 16][..])]);
+        assert_eq!(outcome.sent, 1, "{:?}", outcome.first_error);
+        let mut meta = vec![RecvMeta::<IpAddr>::default(); 4];
+        let n = rx.recv_batch(&mut batch, &mut b, &mut meta, HEADROOM, WAIT).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!((meta[0].src, meta[0].dst), (ip("fd00::5"), ip("::1")));
+    });
+}
