@@ -355,6 +355,31 @@ impl crate::vici::Handler for StatusHandler {
     }
 }
 
+/// A VICI message as JSON: sections become objects, lists arrays, values strings.
+pub fn to_json(msg: &Message) -> serde_json::Value {
+    use crate::vici::Element;
+    let mut map = serde_json::Map::new();
+    for element in msg.elements() {
+        let (name, value) = match element {
+            Element::Section(name, section) => (name, to_json(section)),
+            Element::KeyValue(name, value) => {
+                (name, serde_json::Value::String(String::from_utf8_lossy(value).into_owned()))
+            }
+            Element::List(name, items) => (
+                name,
+                serde_json::Value::Array(
+                    items
+                        .iter()
+                        .map(|i| serde_json::Value::String(String::from_utf8_lossy(i).into_owned()))
+                        .collect(),
+                ),
+            ),
+        };
+        map.insert(name.clone(), value);
+    }
+    serde_json::Value::Object(map)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -424,29 +449,4 @@ mod tests {
             server.shutdown().await;
         });
     }
-}
-
-/// A VICI message as JSON: sections become objects, lists arrays, values strings.
-pub fn to_json(msg: &Message) -> serde_json::Value {
-    use crate::vici::Element;
-    let mut map = serde_json::Map::new();
-    for element in msg.elements() {
-        let (name, value) = match element {
-            Element::Section(name, section) => (name, to_json(section)),
-            Element::KeyValue(name, value) => {
-                (name, serde_json::Value::String(String::from_utf8_lossy(value).into_owned()))
-            }
-            Element::List(name, items) => (
-                name,
-                serde_json::Value::Array(
-                    items
-                        .iter()
-                        .map(|i| serde_json::Value::String(String::from_utf8_lossy(i).into_owned()))
-                        .collect(),
-                ),
-            ),
-        };
-        map.insert(name.clone(), value);
-    }
-    serde_json::Value::Object(map)
 }

@@ -1,0 +1,338 @@
+//! `ferroswan daemon`: loads the config, creates the TUN interface, routes and sockets, runs
+//! the data-plane workers and the VICI control socket, and on SIGTERM/SIGINT takes everything
+//! down again (no route, interface or socket file is left behind).
+//!
+//! Threads: one outbound worker (TUN → ESP), one inbound worker per receiving socket
+//! (ESP → TUN), and the main thread running the VICI server and waiting for signals.
+
+use std::error::Error;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ferroswan_proto::esp::PacketBuf;
+
+use crate::config::{Config, LoadOptions, LogLevel};
+use crate::dataplane::{self, Carrier, Dataplane, Destination, NetRx, NetTx, RecvMeta, TunDevice};
+use crate::manual::{self, ManualPlan};
+use crate::status::StatusHandler;
+use crate::sys::netlink::{Route, RouteGuard};
+use crate::sys::socket::{self as sock, Batch, EspSocket, UdpSocket};
+use crate::sys::tun::Tun;
+use crate::vici::{Server, ServerConfig};
+
+/// Socket buffer size we ask for: large, because the receiving end of a userspace tunnel
+/// otherwise overflows its UDP buffer (8–13 % loss measured with the kernel default).
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Path MTU assumed towards peers when the config sets no `tun.mtu`.
+const ASSUMED_PATH_MTU: usize = 1500;
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Error>> {
+    let options =
+        LoadOptions { unsupported_sections_are_errors: true, check_secret_permissions: true };
+    let config = Config::load_with(config_path, &options)?;
+    init_logging(config.daemon.log_level);
+    if config.manual.is_empty() {
+        return Err(format!(
+            "{}: no manual SAs configured, nothing to do (IKE connections arrive with IKEv2 support)",
+            config_path.display()
+        )
+        .into());
+    }
+    if let Some(sa) = config.manual.iter().find(|sa| sa.mode == crate::config::Mode::Transport) {
+        return Err(format!(
+            "{}: manual SA {}: transport mode is not supported by the daemon yet (the ESP library \
+             supports it; the daemon still needs policy routing for it); use mode = tunnel",
+            sa.location, sa.name
+        )
+        .into());
+    }
+    let plan = manual::plan(
+        &config,
+        &ferroswan_awslc::DEFAULT_PROVIDER,
+        &ferroswan_awslc::LEGACY_PROVIDER,
+    )?;
+    let socket_path = socket.unwrap_or_else(|| config.daemon.socket.clone());
+
+    let tun = Tun::create(&config.daemon.tun.name)
+        .map_err(|e| format!("create TUN interface {}: {e}", config.daemon.tun.name))?;
+    let mtu = match config.daemon.tun.mtu {
+        Some(mtu) => mtu,
+        None => default_mtu(&plan),
+    };
+    tun.set_mtu(mtu)?;
+    tun.set_up()?;
+    let mut routes = RouteGuard::new()?;
+    for r in &plan.routes {
+        routes.add(Route {
+            dst: r.addr,
+            prefix_len: r.prefix_len,
+            ifindex: tun.ifindex(),
+            src: None,
+        })?;
+    }
+    tracing::info!(
+        "tunnel interface {} up, MTU {mtu}, routes: {}",
+        tun.name(),
+        plan.routes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    );
+
+    let net = Arc::new(Sockets::open(&plan)?);
+    let dp = Arc::new(Dataplane::new());
+    let sa_count = plan.tables.outbound.len();
+    dp.install(plan.tables);
+    let tun = Arc::new(TunDev(tun));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = vec![];
+    {
+        let (dp, tun, net, stop) = (dp.clone(), tun.clone(), net.clone(), stop.clone());
+        workers.push(spawn("outbound", move || {
+            dataplane::outbound::run(&dp, tun.as_ref(), net.as_ref(), &stop)
+        })?);
+    }
+    for rx in net.receivers() {
+        let (dp, tun, stop) = (dp.clone(), tun.clone(), stop.clone());
+        workers.push(spawn("inbound", move || {
+            dataplane::inbound::run(&dp, rx.as_ref(), tun.as_ref(), &stop)
+        })?);
+    }
+    tracing::info!("{sa_count} manual SA(s) installed, {} data-plane workers", workers.len());
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = rt.block_on(async {
+        let handler = StatusHandler::new(dp.clone(), Instant::now(), workers.len() as u64);
+        let server = Server::start(ServerConfig::new(&socket_path), handler).await?;
+        tracing::info!("VICI control socket at {}", socket_path.display());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+        server.shutdown().await;
+        Ok::<(), Box<dyn Error>>(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    drop(routes);
+    drop(tun);
+    tracing::info!("stopped; routes and {} removed", config.daemon.tun.name);
+    result
+}
+
+fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("ferroswan-{name}")).spawn(move || {
+        tracing::debug!("worker started");
+        f();
+        tracing::debug!("worker stopped");
+    })
+}
+
+fn init_logging(level: LogLevel) {
+    let level = match level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROSWAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+/// The largest inner packet every SA can carry within [`ASSUMED_PATH_MTU`] on the wire.
+pub fn default_mtu(plan: &ManualPlan) -> u32 {
+    plan.tables
+        .outbound
+        .iter()
+        .map(|e| {
+            let (outer_ip, udp) = match e.dst {
+                Destination::Raw(ip) => (if ip.is_ipv6() { 40 } else { 20 }, 0),
+                Destination::Udp { remote, .. } => (if remote.is_ipv6() { 40 } else { 20 }, 8),
+            };
+            e.sa.max_payload_len(ASSUMED_PATH_MTU - outer_ip - udp)
+        })
+        .min()
+        .map_or(1400, |m| u32::try_from(m).unwrap_or(1400))
+}
+
+/// The TUN interface as the data plane sees it.
+struct TunDev(Tun);
+
+impl TunDevice for TunDev {
+    fn recv_batch(
+        &self,
+        bufs: &mut [PacketBuf],
+        headroom: usize,
+        timeout: Duration,
+    ) -> std::io::Result<usize> {
+        self.0.recv_batch(bufs, headroom, timeout)
+    }
+
+    fn send(&self, packet: &[u8]) -> std::io::Result<()> {
+        self.0.send(packet)
+    }
+}
+
+/// The daemon's network sockets: one raw ESP socket per local address, and one UDP socket per
+/// local address and port for ESP-in-UDP.
+struct Sockets {
+    raw: Vec<(IpAddr, Arc<EspSocket>)>,
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    send_batch: Mutex<Batch>,
+}
+
+impl Sockets {
+    fn open(plan: &ManualPlan) -> Result<Self, Box<dyn Error>> {
+        let mut raw = vec![];
+        for addr in &plan.raw_esp_addrs {
+            let s = match addr {
+                IpAddr::V4(a) => EspSocket::open_v4(Some(*a)),
+                IpAddr::V6(a) => EspSocket::open_v6(Some(*a)),
+            }
+            .map_err(|e| format!("open raw ESP socket on {addr}: {e}"))?;
+            let sizes = s.set_buffer_sizes(SOCKET_BUFFER, SOCKET_BUFFER)?;
+            tracing::debug!("raw ESP socket on {addr}: buffers {sizes:?}");
+            raw.push((*addr, Arc::new(s)));
+        }
+        let mut udp = vec![];
+        for addr in &plan.udp_sockets {
+            let s = UdpSocket::bind(*addr)?;
+            let sizes = s.set_buffer_sizes(SOCKET_BUFFER, SOCKET_BUFFER)?;
+            tracing::debug!("UDP socket on {addr}: buffers {sizes:?}");
+            udp.push((*addr, Arc::new(s)));
+        }
+        Ok(Self { raw, udp, send_batch: Mutex::new(Batch::new()) })
+    }
+
+    fn receivers(&self) -> Vec<Arc<dyn NetRx>> {
+        let raw = self.raw.iter().map(|(_, s)| {
+            Arc::new(RawRx { sock: s.clone(), state: Mutex::new(RxState::new()) }) as Arc<dyn NetRx>
+        });
+        let udp = self.udp.iter().map(|(_, s)| {
+            Arc::new(UdpRx { sock: s.clone(), state: Mutex::new(RxState::new()) }) as Arc<dyn NetRx>
+        });
+        raw.chain(udp).collect()
+    }
+}
+
+impl NetTx for Sockets {
+    fn send_batch(
+        &self,
+        bufs: &[PacketBuf],
+        sends: &[(Destination, usize)],
+    ) -> std::io::Result<()> {
+        let mut batch = self.send_batch.lock().unwrap_or_else(PoisonError::into_inner);
+        let data = |i: &usize| bufs.get(*i).map(PacketBuf::data).unwrap_or_default();
+        let mut first_error = None;
+        let mut note = |outcome: crate::sys::SendOutcome| {
+            if let Some(e) = outcome.first_error
+                && first_error.is_none()
+            {
+                first_error = Some(e);
+            }
+        };
+        // Raw ESP: the first socket of the destination's family (bound to our configured
+        // local address) sends it.
+        for v6 in [false, true] {
+            let Some((_, s)) = self.raw.iter().find(|(a, _)| a.is_ipv6() == v6) else { continue };
+            let packets = sends.iter().filter_map(|(d, i)| match d {
+                Destination::Raw(ip) if ip.is_ipv6() == v6 => Some((*ip, data(i))),
+                _ => None,
+            });
+            note(s.send_batch(&mut batch, packets));
+        }
+        for (local, s) in &self.udp {
+            let packets = sends.iter().filter_map(|(d, i)| match d {
+                Destination::Udp { local: l, remote } if l == local => Some((*remote, data(i))),
+                _ => None,
+            });
+            note(s.send_batch(&mut batch, packets));
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+struct RxState<A> {
+    batch: Batch,
+    metas: Vec<sock::RecvMeta<A>>,
+}
+
+impl<A> RxState<A>
+where
+    sock::RecvMeta<A>: Default + Clone,
+{
+    fn new() -> Self {
+        Self { batch: Batch::new(), metas: vec![sock::RecvMeta::<A>::default(); dataplane::BATCH] }
+    }
+}
+
+struct RawRx {
+    sock: Arc<EspSocket>,
+    state: Mutex<RxState<IpAddr>>,
+}
+
+impl NetRx for RawRx {
+    fn recv_batch(
+        &self,
+        bufs: &mut [PacketBuf],
+        metas: &mut [RecvMeta],
+        timeout: Duration,
+    ) -> std::io::Result<usize> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let RxState { batch, metas: sys_metas } = &mut *st;
+        let n =
+            self.sock.recv_batch(batch, bufs, sys_metas, PacketBuf::DEFAULT_HEADROOM, timeout)?;
+        for ((meta, sys), buf) in
+            metas.iter_mut().zip(sys_metas.iter()).zip(bufs.iter_mut()).take(n)
+        {
+            if sys.truncated {
+                buf.truncate(0);
+            }
+            *meta = RecvMeta {
+                src: SocketAddr::new(sys.src, 0),
+                dst: sys.dst,
+                carrier: Carrier::RawEsp,
+            };
+        }
+        Ok(n)
+    }
+}
+
+struct UdpRx {
+    sock: Arc<UdpSocket>,
+    state: Mutex<RxState<SocketAddr>>,
+}
+
+impl NetRx for UdpRx {
+    fn recv_batch(
+        &self,
+        bufs: &mut [PacketBuf],
+        metas: &mut [RecvMeta],
+        timeout: Duration,
+    ) -> std::io::Result<usize> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let RxState { batch, metas: sys_metas } = &mut *st;
+        let n =
+            self.sock.recv_batch(batch, bufs, sys_metas, PacketBuf::DEFAULT_HEADROOM, timeout)?;
+        for ((meta, sys), buf) in
+            metas.iter_mut().zip(sys_metas.iter()).zip(bufs.iter_mut()).take(n)
+        {
+            if sys.truncated {
+                buf.truncate(0);
+            }
+            *meta = RecvMeta { src: sys.src, dst: sys.dst, carrier: Carrier::Udp };
+        }
+        Ok(n)
+    }
+}
