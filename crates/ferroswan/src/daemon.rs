@@ -147,7 +147,11 @@ fn init_logging(level: LogLevel) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERROSWAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 /// The largest inner packet every SA can carry within [`ASSUMED_PATH_MTU`] on the wire.
