@@ -19,9 +19,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_ferroswan");
 /// Sent in cleartext into the tunnel; a capture of the transit link must not contain it.
 const MARKER: &str = "PLAINTEXT-MARKER-7f3a";
 
-/// Keys: 16-byte AES key + 4-byte salt for aes128gcm16 (hex), one per direction.
-const KEY_AB: &str = "0x00112233445566778899aabbccddeeff01020304";
-const KEY_BA: &str = "0xffeeddccbbaa99887766554433221100a0b0c0d0";
+/// Key material for `proposal`, as hex, different per direction (`seed`).
+fn key(proposal: &str, seed: u8) -> String {
+    use ferroswan::config::proposal::{manual_esp_suite, parse_esp_proposals};
+    let suite = manual_esp_suite(&parse_esp_proposals(proposal).unwrap()).unwrap();
+    let len = suite.keymat_len().unwrap();
+    (0..len).map(|i| format!("{:02x}", (i as u8).wrapping_mul(37) ^ seed)).collect()
+}
 
 struct Side<'a> {
     ns: &'a Netns,
@@ -31,8 +35,9 @@ struct Side<'a> {
     remote_ts: String,
     spi_in: u32,
     spi_out: u32,
-    key_in: &'static str,
-    key_out: &'static str,
+    /// Which direction's key this side receives with (0 = A→B, 1 = B→A).
+    key_in: u8,
+    key_out: u8,
 }
 
 fn config(side: &Side<'_>, encap: bool, proposal: &str) -> String {
@@ -46,8 +51,8 @@ fn config(side: &Side<'_>, encap: bool, proposal: &str) -> String {
         if encap { "yes" } else { "no" },
         side.spi_in,
         side.spi_out,
-        side.key_in,
-        side.key_out,
+        key(proposal, side.key_in),
+        key(proposal, side.key_out),
         side.local_ts,
         side.remote_ts,
     )
@@ -117,8 +122,8 @@ fn sides(topo: &Topology, v6_outer: bool) -> (Side<'_>, Side<'_>) {
             remote_ts: ts(&lb),
             spi_in: 0xc000_0b0a,
             spi_out: 0xc000_0a0b,
-            key_in: KEY_BA,
-            key_out: KEY_AB,
+            key_in: 1,
+            key_out: 0,
         },
         Side {
             ns: &b.ns,
@@ -128,8 +133,8 @@ fn sides(topo: &Topology, v6_outer: bool) -> (Side<'_>, Side<'_>) {
             remote_ts: ts(&la),
             spi_in: 0xc000_0a0b,
             spi_out: 0xc000_0b0a,
-            key_in: KEY_AB,
-            key_out: KEY_BA,
+            key_in: 0,
+            key_out: 1,
         },
     )
 }
@@ -217,4 +222,46 @@ fn tunnel_case(encap: bool, v6_outer: bool, proposal: &str) {
 #[ignore = "needs root; scripts/test runs it"]
 fn raw_esp_tunnel_ipv4_outer() {
     tunnel_case(false, false, "aes128gcm16");
+}
+
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn udp_encapsulated_tunnel_ipv4_outer() {
+    tunnel_case(true, false, "aes256gcm16");
+}
+
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn raw_esp_tunnel_ipv6_outer() {
+    tunnel_case(false, true, "chacha20poly1305");
+}
+
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn udp_encapsulated_tunnel_ipv6_outer_cbc() {
+    tunnel_case(true, true, "aes128-sha256");
+}
+
+/// strongSwan's own `swanctl` reads our daemon's SAs over VICI.
+#[test]
+#[ignore = "needs root and strongswan-swanctl; scripts/test runs it"]
+fn swanctl_lists_the_daemons_sas() {
+    let topo = Topology::builder().build().unwrap();
+    let (sa, sb) = sides(&topo, false);
+    let dir = topo.log_dir().to_path_buf();
+    let da = start(&dir, "gwa", &sa, false, "aes128gcm16");
+    let _db = start(&dir, "gwb", &sb, false, "aes128gcm16");
+    let p = topo.lan_a().unwrap().ns.ping(topo.lan_b().unwrap().eth0.v4.into(), 3).unwrap();
+    assert_eq!(p.received, 3);
+    let uri = format!("unix://{}", da.socket.display());
+    let out =
+        std::process::Command::new("swanctl").args(["--list-sas", "--uri", &uri]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "swanctl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("lab: #1"), "{text}");
+    assert!(text.contains("INSTALLED, TUNNEL"), "{text}");
+    assert!(text.contains("ESP:AES_GCM_16-128"), "{text}");
+    assert!(text.contains("c0000b0a"), "{text}");
+    assert!(text.contains("3 packets"), "{text}");
+    assert!(!text.contains("(null)"), "{text}");
 }
