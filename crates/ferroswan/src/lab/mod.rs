@@ -4,8 +4,11 @@
 //!   NAT router in their own namespaces, wired with veth pairs, always removed on drop; helpers
 //!   to run and spawn commands inside them; [`sweep_stale`](netns::sweep_stale) for leftovers of
 //!   crashed runs.
+//! - [`tunnel`]: two `ferroswan daemon`s on a topology's gateways with a manually keyed tunnel,
+//!   and the checks run through it (ping, TCP transfer with checksum, transit capture).
 //!
 //! Everything here needs root (namespaces, veth, nftables) and the Debian packages listed in
 //! `scripts/test`.
 
 pub mod netns;
+pub mod tunnel;
