@@ -65,6 +65,7 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
         None => default_mtu(&plan),
     };
     tun.set_mtu(mtu)?;
+    quiet_ipv6(tun.name());
     tun.set_up()?;
     let mut routes = RouteGuard::new()?;
     for r in &plan.routes {
@@ -124,6 +125,16 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
     drop(tun);
     tracing::info!("stopped; routes and {} removed", config.daemon.tun.name);
     result
+}
+
+/// No IPv6 link-local address on the TUN: routes into it work without one, and without it the
+/// kernel sends no router solicitations or MLD reports into the tunnel (they would only be
+/// dropped as "no policy" and blur the counters).
+fn quiet_ipv6(ifname: &str) {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/addr_gen_mode");
+    if let Err(e) = std::fs::write(&path, "1") {
+        tracing::debug!("{path}: {e} (IPv6 may be disabled)");
+    }
 }
 
 fn spawn(

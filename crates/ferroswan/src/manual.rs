@@ -97,7 +97,7 @@ pub fn plan(
         }
         let name = sa.name.clone();
         plan.tables.add_outbound(
-            Arc::new(OutboundEntry { name: name.clone(), sa: outbound, dst }),
+            Arc::new(OutboundEntry { name: name.clone(), sa: outbound, dst, local: sa.local_addr }),
             selectors.clone(),
         );
         // Duplicate `spi_in` values are refused by the config loader.

@@ -315,7 +315,8 @@ impl StatusHandler {
             .fold(Message::new(), |m, r| m.kv_display(r.as_str(), c.drops(r)))
             .kv_display("nat-keepalives", c.nat_keepalives())
             .kv_display("ike-datagrams", c.ike_datagrams())
-            .kv_display("io-errors", c.io_errors());
+            .kv_display("io-errors", c.io_errors())
+            .kv_display("link-local-ignored", c.link_local_ignored());
         crate::vici::schema::StatsInfo {
             uptime_running: uptime_text(self.started.elapsed()),
             uptime_since: since,

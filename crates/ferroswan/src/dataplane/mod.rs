@@ -151,6 +151,8 @@ pub struct OutboundEntry {
     pub sa: OutboundSa,
     /// Where sealed packets are sent.
     pub dst: Destination,
+    /// Our outer address for this SA (for status; the socket chooses the source).
+    pub local: IpAddr,
 }
 
 /// An installed inbound SA and the selectors its decrypted traffic must match.
@@ -198,6 +200,7 @@ pub struct GlobalCounters {
     nat_keepalives: AtomicU64,
     ike_datagrams: AtomicU64,
     io_errors: AtomicU64,
+    link_local: AtomicU64,
 }
 
 impl GlobalCounters {
@@ -221,6 +224,12 @@ impl GlobalCounters {
     /// IKE datagrams received on the NAT-T port (non-ESP marker).
     pub fn ike_datagrams(&self) -> u64 {
         self.ike_datagrams.load(Ordering::Relaxed)
+    }
+
+    /// Link-scope packets the kernel sent into the TUN (IPv6 MLD and the like): they can never
+    /// be tunnelled, so they are ignored without counting as a drop.
+    pub fn link_local_ignored(&self) -> u64 {
+        self.link_local.load(Ordering::Relaxed)
     }
 
     /// Socket or TUN errors seen by the workers.

@@ -1,9 +1,11 @@
 //! The outbound worker: TUN → policy → seal → network. See the pipeline in [`super`].
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferroswan_proto::esp::{DropReason, Mode, PacketBuf, Sealed};
 use ferroswan_proto::policy::Action;
+use ferroswan_proto::wire::FlowKey;
 use ferroswan_proto::wire::ip::{esp_insertion_point, flow_key};
 
 use super::{
@@ -48,6 +50,10 @@ pub fn process_batch(
             dp.counters.record_drop(DropReason::Malformed);
             continue;
         };
+        if is_link_scope(&flow) {
+            dp.counters.link_local.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let entry = match tables.spd.lookup_outbound(&flow) {
             Some(Action::Protect(index)) => tables.outbound.get(*index),
             // Bypass traffic is never routed into the tunnel; reaching us it has no SA either.
@@ -55,11 +61,35 @@ pub fn process_batch(
         };
         let Some(entry) = entry else {
             dp.counters.record_drop(DropReason::NoPolicy);
+            tracing::debug!(
+                "dropped {:?} {} -> {} (ports {} -> {}): no policy covers it",
+                flow.protocol,
+                flow.src,
+                flow.dst,
+                flow.src_port,
+                flow.dst_port
+            );
             continue;
         };
         if seal(entry, buf).is_ok() {
             sends.push((entry.dst, i));
         }
+    }
+}
+
+/// Packets that cannot leave the link: from the unspecified or a link-local address, or to a
+/// link-scope multicast group (e.g. the kernel's MLD reports when the TUN comes up).
+fn is_link_scope(flow: &FlowKey) -> bool {
+    match (flow.src, flow.dst) {
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let [group, ..] = dst.segments();
+            src.is_unspecified()
+                || src.is_unicast_link_local()
+                || dst.is_unicast_link_local()
+                || (dst.is_multicast() && group & 0x000f <= 2)
+        }
+        (IpAddr::V4(src), IpAddr::V4(dst)) => src.is_link_local() || dst.is_link_local(),
+        _ => false,
     }
 }
 

@@ -63,7 +63,11 @@ fn tables(
     );
     let mut t = Tables::default();
     let out = OutboundSa::new(&params(spi_out, mode, gcm()), &provider()).unwrap();
-    t.add_outbound(Arc::new(OutboundEntry { name: "net".into(), sa: out, dst }), selectors.clone());
+    let local = IpAddr::from(if spi_out == 0x1001 { A_OUTER } else { B_OUTER });
+    t.add_outbound(
+        Arc::new(OutboundEntry { name: "net".into(), sa: out, dst, local }),
+        selectors.clone(),
+    );
     let inb = InboundSa::new(&params(spi_in, mode, gcm()), &provider()).unwrap();
     t.add_inbound(Arc::new(InboundEntry { name: "net".into(), sa: inb, selectors }));
     t
@@ -287,4 +291,20 @@ fn a_manual_link_lets_tests_hold_and_reorder_datagrams() {
         .filter_map(|(b, m)| inbound::process(&s.b, b, m).map(<[u8]>::to_vec))
         .collect();
     assert_eq!(delivered.len(), 3, "reordering inside the replay window is accepted");
+}
+
+#[test]
+fn link_scope_packets_are_ignored_not_counted_as_drops() {
+    let s = tunnel_sides();
+    // An MLDv2 report from :: to ff02::16, as the kernel sends when the TUN comes up.
+    let mld = ferroswan_test::packets::ipv6_udp(
+        "::".parse().unwrap(),
+        "ff02::16".parse().unwrap(),
+        1,
+        2,
+        b"",
+    );
+    assert!(send(&s.a, &[mld]).is_empty());
+    assert_eq!(s.a.counters().link_local_ignored(), 1);
+    assert_eq!(s.a.counters().drops(DropReason::NoPolicy), 0);
 }
