@@ -413,7 +413,11 @@ mod tests {
         let ike = events[0].get_section("gw").unwrap();
         assert_eq!(ike.get_str("version"), Some("0"));
         assert_eq!(ike.get_str("manual"), Some("yes"));
-        assert_eq!(ike.get_str("local-host"), Some("192.0.2.1"), "the outer address, not a selector");
+        assert_eq!(
+            ike.get_str("local-host"),
+            Some("192.0.2.1"),
+            "the outer address, not a selector"
+        );
         assert_eq!(ike.get_str("remote-host"), Some("192.0.2.2"));
         let child = ike.get_section("child-sas").unwrap().get_section("gw-1").unwrap();
         assert_eq!(child.get_str("spi-in"), Some("c0010001"));

@@ -111,3 +111,39 @@ fn swanctl_lists_the_daemons_sas() {
     assert!(text.contains("3 packets"), "{text}");
     assert!(!text.contains("(null)"), "{text}");
 }
+
+/// SIGTERM: the daemon exits 0 and leaves no route, TUN interface or socket file behind.
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn sigterm_leaves_nothing_behind() {
+    let topo = Topology::builder().build().unwrap();
+    let mut tunnel = LabTunnel::start(&topo, options("aes128gcm16", true, false)).unwrap();
+    let ns = &topo.gw_a().ns;
+    let routes = |ns: &ferroswan::lab::netns::Netns| {
+        let v4 = ns.run_ok(&["ip", "route", "show", "proto", "245"]).unwrap();
+        let v6 = ns.run_ok(&["ip", "-6", "route", "show", "proto", "245"]).unwrap();
+        format!("{}{}", String::from_utf8_lossy(&v4.stdout), String::from_utf8_lossy(&v6.stdout))
+    };
+    assert!(routes(ns).contains("fsw0"), "routes installed while running");
+    let pid = tunnel.a.process.pid().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = tunnel.a.process.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "daemon did not exit on SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        tunnel.a.process.read_log().unwrap_or_default()
+    );
+    assert_eq!(routes(ns).trim(), "", "routes left behind");
+    let links = ns.run_ok(&["ip", "link", "show"]).unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains("fsw0"), "TUN left behind");
+    assert!(!tunnel.a.socket.exists(), "VICI socket file left behind");
+    let log = tunnel.a.process.read_log().unwrap_or_default();
+    assert!(log.contains("SIGTERM"), "{log}");
+}
