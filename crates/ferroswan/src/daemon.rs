@@ -73,6 +73,7 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
             prefix_len: r.prefix_len,
             ifindex: tun.ifindex(),
             src: None,
+            table: crate::sys::netlink::MAIN_TABLE,
         })?;
     }
     tracing::info!(
