@@ -432,7 +432,7 @@ fn fwmark_rule_and_table_steer_unmarked_traffic_into_the_tun() {
         ];
         // Main table only: the connected route to the peer through wan0.
         for (_, peer, _, _) in cases {
-            assert_eq!(route_source(ip(peer)).is_some(), true);
+            assert!(route_source(ip(peer)).is_some());
         }
         let mut batch = Batch::new();
         let send = |batch: &mut Batch, marked: bool, bind: &str, peer: &str, port: u16| {
