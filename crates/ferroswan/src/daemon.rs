@@ -129,6 +129,8 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
 ///   route in the main table), and our routes stay out of the administrator's main table, as
 ///   strongSwan keeps its routes in table 220.
 ///
+/// Strict IPv4 reverse-path filtering does not mix with this: see [`warn_strict_rp_filter`].
+///
 /// Rules outlive a killed daemon (routes go with its TUN), so identical leftovers of ours are
 /// removed first, with a warning.
 fn install_routing(
@@ -174,10 +176,12 @@ fn install_routing(
     Ok((routes, rules))
 }
 
-/// Strict reverse-path filtering (`rp_filter = 1`) checks an arriving packet's source against
-/// the route back to it, looked up without its mark; when the peer's address is routed into
-/// the TUN (transport mode), ESP arriving from the peer on the real interface then fails the
-/// check and is dropped by the kernel. Loose mode (2) or off (0) work.
+/// Strict reverse-path filtering (`rp_filter = 1`) checks an arriving packet's source by a
+/// route lookup without its mark (unless `src_valid_mark`), so once the peer's address is
+/// routed into the TUN (transport mode) the peer's ARP requests and ESP on the real interface
+/// fail the check and the kernel drops them. (Rules on protocol would exempt ESP, but not ARP.)
+/// The effective value is the larger of `all` and the interface's, so loose mode (2) on the
+/// interface towards the peer is enough.
 fn warn_strict_rp_filter() {
     let read = |name: &str| {
         std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"))
@@ -186,8 +190,9 @@ fn warn_strict_rp_filter() {
     };
     if read("all") == Some(1) {
         tracing::warn!(
-            "net.ipv4.conf.all.rp_filter = 1 (strict): ESP from a peer whose address is routed \
-             into the tunnel (transport mode) will be dropped by the kernel; use 2 (loose)"
+            "net.ipv4.conf.all.rp_filter = 1 (strict): the kernel drops ARP and ESP from a peer \
+             whose address is routed into the tunnel (transport mode) unless the interface \
+             towards it is loose: sysctl net.ipv4.conf.<interface>.rp_filter=2"
         );
     }
 }

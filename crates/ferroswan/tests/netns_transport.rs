@@ -117,7 +117,7 @@ fn our_routing(ns: &Netns) -> String {
     let mut out = String::new();
     for family in ["-4", "-6"] {
         let rules = stdout(ns, &["ip", family, "rule", "show"]);
-        out.extend(rules.lines().filter(|l| l.contains("0x66657272")).map(|l| format!("{l}\n")));
+        out.extend(rules.lines().filter(|l| l.contains("proto 245")).map(|l| format!("{l}\n")));
         // A table that does not exist (any more) is an error for some iproute2 versions.
         let table = POLICY_TABLE.to_string();
         let routes = ns.run(&["ip", family, "route", "show", "table", &table]).unwrap();
@@ -135,6 +135,9 @@ fn assert_routing_installed(gw: &Gateway, peer: &Gateway) {
             "{family} rule missing: {rules}"
         );
     }
+    // Those two are all the rules of ours.
+    let rules = stdout(ns, &["ip", "rule", "show"]) + &stdout(ns, &["ip", "-6", "rule", "show"]);
+    assert_eq!(rules.matches("proto 245").count(), 2, "{rules}");
     let routes = our_routing(ns);
     assert!(
         routes.contains(&format!(
@@ -158,14 +161,32 @@ fn assert_routing_removed(ns: &Netns) {
     assert!(ns.run(&["ip", "link", "show", "fsw0"]).unwrap().status.code() != Some(0), "fsw0 left");
 }
 
-fn transport_case(encap: bool, proposal: &str) {
+/// With `strict_rp_filter`, both gateways check IPv4 sources strictly (`rp_filter = 1`, the
+/// default of some distributions) except on the transit interface, loose as the daemon's
+/// warning advises (the effective value is the larger of `all` and the interface's).
+fn transport_case(encap: bool, proposal: &str, strict_rp_filter: bool) {
     let topo = Topology::builder().lan_hosts(false).build().unwrap();
     let (a, b) = (topo.gw_a(), topo.gw_b());
+    if strict_rp_filter {
+        for gw in [a, b] {
+            gw.ns
+                .run_ok(&[
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.conf.all.rp_filter=1",
+                    "net.ipv4.conf.default.rp_filter=1",
+                    "net.ipv4.conf.wan0.rp_filter=2",
+                ])
+                .unwrap();
+        }
+    }
     let dir = topo.log_dir().to_path_buf();
     let da = start(&dir, "gwa", &a.ns, &config(a, b, true, encap, proposal));
     let db = start(&dir, "gwb", &b.ns, &config(b, a, false, encap, proposal));
     assert_routing_installed(a, b);
     assert_routing_installed(b, a);
+    let warned = da.process.read_log().unwrap_or_default().contains("rp_filter = 1 (strict)");
+    assert_eq!(warned, strict_rp_filter, "{}", da.process.read_log().unwrap_or_default());
 
     let pcap = dir.join("transit.pcap");
     let mut capture =
@@ -255,13 +276,13 @@ fn transport_case(encap: bool, proposal: &str) {
 #[test]
 #[ignore = "needs root; scripts/test runs it"]
 fn raw_esp_transport_ipv4_and_ipv6() {
-    transport_case(false, "aes128gcm16");
+    transport_case(false, "aes128gcm16", true);
 }
 
 #[test]
 #[ignore = "needs root; scripts/test runs it"]
 fn udp_encapsulated_transport_ipv4_and_ipv6() {
-    transport_case(true, "aes128-sha256");
+    transport_case(true, "aes128-sha256", false);
 }
 
 /// Daemons killed with SIGKILL leave their rules (their routes go with their TUN); the next

@@ -80,6 +80,8 @@ const FRA_FWMARK: u16 = 10;
 const FRA_TABLE: u16 = 15;
 const FRA_FWMASK: u16 = 16;
 const FRA_PROTOCOL: u16 = 21;
+const FRA_IP_PROTO: u16 = 22;
+const FRA_SPORT_RANGE: u16 = 23;
 const FR_ACT_TO_TBL: u8 = 1;
 const FIB_RULE_INVERT: u32 = 0x02;
 const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -178,8 +180,9 @@ impl IpFamily {
     }
 }
 
-/// A policy-routing rule that looks a table up for packets by firewall mark:
-/// `ip rule add [not] fwmark MARK/MASK lookup TABLE pref PRIORITY proto 245`.
+/// A policy-routing rule that looks a table up for packets by firewall mark, IP protocol and
+/// source port: `ip rule add [not] [fwmark MARK/MASK] [ipproto P] [sport S] lookup TABLE
+/// pref PRIORITY proto 245`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Rule {
     /// Which family's rule list it goes into.
@@ -188,9 +191,13 @@ pub struct Rule {
     pub priority: u32,
     /// The firewall mark compared (`SO_MARK` of the sending socket, or set by netfilter).
     pub fwmark: u32,
-    /// The bits of the mark compared.
+    /// The bits of the mark compared; 0: the mark is not compared.
     pub fwmask: u32,
-    /// Matches packets whose mark is *not* `fwmark` (`not fwmark …`).
+    /// Matches only this IP protocol (`ipproto`, kernels since 4.17).
+    pub ip_proto: Option<u8>,
+    /// Matches only this source port (`sport`; with `ip_proto` TCP, UDP or SCTP).
+    pub src_port: Option<u16>,
+    /// Inverts the whole match (`not …`).
     pub invert: bool,
     /// The table looked up; when it has no route for the destination, the next rule is tried.
     pub table: u32,
@@ -205,6 +212,8 @@ impl Rule {
             priority: RULE_PRIORITY,
             fwmark: SOCKET_MARK,
             fwmask: SOCKET_MARK_MASK,
+            ip_proto: None,
+            src_port: None,
             invert: true,
             table: POLICY_TABLE,
         }
@@ -217,12 +226,23 @@ impl fmt::Display for Rule {
             IpFamily::V4 => "-4",
             IpFamily::V6 => "-6",
         };
-        let not = if self.invert { "not " } else { "" };
-        write!(
-            f,
-            "{family} rule pref {} {not}fwmark {:#x}/{:#x} lookup {}",
-            self.priority, self.fwmark, self.fwmask, self.table
-        )
+        write!(f, "{family} rule pref {}", self.priority)?;
+        if self.invert {
+            write!(f, " not")?;
+        }
+        if self.fwmask != 0 {
+            write!(f, " fwmark {:#x}/{:#x}", self.fwmark, self.fwmask)?;
+        }
+        if let Some(p) = self.ip_proto {
+            write!(f, " ipproto {p}")?;
+        }
+        if let Some(p) = self.src_port {
+            write!(f, " sport {p}")?;
+        }
+        match self.table {
+            MAIN_TABLE => write!(f, " lookup main"),
+            t => write!(f, " lookup {t}"),
+        }
     }
 }
 
@@ -400,8 +420,20 @@ impl Netlink {
         let rule_flags = if rule.invert { FIB_RULE_INVERT } else { 0 };
         self.req.extend_from_slice(&rule_flags.to_ne_bytes());
         self.attr(FRA_PRIORITY, &rule.priority.to_ne_bytes());
-        self.attr(FRA_FWMARK, &rule.fwmark.to_ne_bytes());
-        self.attr(FRA_FWMASK, &rule.fwmask.to_ne_bytes());
+        if rule.fwmask != 0 {
+            self.attr(FRA_FWMARK, &rule.fwmark.to_ne_bytes());
+            self.attr(FRA_FWMASK, &rule.fwmask.to_ne_bytes());
+        }
+        if let Some(p) = rule.ip_proto {
+            self.attr(FRA_IP_PROTO, &[p]);
+        }
+        if let Some(p) = rule.src_port {
+            // struct fib_rule_port_range { u16 start, end; }
+            let mut range = [0u8; 4];
+            range[..2].copy_from_slice(&p.to_ne_bytes());
+            range[2..].copy_from_slice(&p.to_ne_bytes());
+            self.attr(FRA_SPORT_RANGE, &range);
+        }
         self.attr(FRA_TABLE, &rule.table.to_ne_bytes());
         self.attr(FRA_PROTOCOL, &[ROUTE_PROTOCOL]);
         self.exchange()

@@ -521,6 +521,32 @@ fn fwmark_rule_and_table_steer_unmarked_traffic_into_the_tun() {
         let listed = ip_rule(&["rule", "show", "pref", "1000"]);
         assert!(listed.contains("proto static"), "{listed}");
         assert!(!listed.contains("proto 245"), "{listed}");
+
+        // Rules on protocol and source port, without a mark.
+        let esp = Rule {
+            family: IpFamily::V4,
+            priority: 999,
+            fwmark: 0,
+            fwmask: 0,
+            ip_proto: Some(50),
+            src_port: None,
+            invert: false,
+            table: netlink::MAIN_TABLE,
+        };
+        let nat_t = Rule { ip_proto: Some(17), src_port: Some(4500), ..esp };
+        assert_eq!(nat_t.to_string(), "-4 rule pref 999 ipproto 17 sport 4500 lookup main");
+        nl.add_rule(&esp).unwrap();
+        nl.add_rule(&nat_t).unwrap();
+        let listed = ip_rule(&["rule", "show", "pref", "999"]);
+        assert!(listed.contains("from all ipproto esp lookup main proto 245"), "{listed}");
+        assert!(
+            listed.contains("from all ipproto udp sport 4500 lookup main proto 245"),
+            "{listed}"
+        );
+        nl.del_rule(&nat_t).unwrap();
+        let listed = ip_rule(&["rule", "show", "pref", "999"]);
+        assert!(listed.contains("ipproto esp") && !listed.contains("udp"), "{listed}");
+        assert_eq!(nl.purge_rule(&esp).unwrap(), 1);
     });
 }
 
