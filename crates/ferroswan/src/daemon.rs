@@ -1,6 +1,6 @@
 //! `ferroswan daemon`: loads the config, creates the TUN interface, routes and sockets, runs
 //! the data-plane workers and the VICI control socket, and on SIGTERM/SIGINT takes everything
-//! down again (no route, interface or socket file is left behind).
+//! down again (no rule, route, interface or socket file is left behind).
 //!
 //! Threads: one outbound worker (TUN → ESP), one inbound worker per receiving socket
 //! (ESP → TUN), and the main thread running the VICI server and waiting for signals.
@@ -18,7 +18,9 @@ use crate::config::{Config, LoadOptions, LogLevel};
 use crate::dataplane::{self, Carrier, Dataplane, Destination, NetRx, NetTx, RecvMeta, TunDevice};
 use crate::manual::{self, ManualPlan};
 use crate::status::StatusHandler;
-use crate::sys::netlink::{Route, RouteGuard};
+use crate::sys::netlink::{
+    IpFamily, POLICY_TABLE, Route, RouteGuard, Rule, RuleGuard, SOCKET_MARK,
+};
 use crate::sys::socket::{self as sock, Batch, EspSocket, UdpSocket};
 use crate::sys::tun::Tun;
 use crate::vici::{Server, ServerConfig};
@@ -43,14 +45,6 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
         )
         .into());
     }
-    if let Some(sa) = config.manual.iter().find(|sa| sa.mode == crate::config::Mode::Transport) {
-        return Err(format!(
-            "{}: manual SA {}: transport mode is not supported by the daemon yet (the ESP library \
-             supports it; the daemon still needs policy routing for it); use mode = tunnel",
-            sa.location, sa.name
-        )
-        .into());
-    }
     let plan = manual::plan(
         &config,
         &ferroswan_awslc::DEFAULT_PROVIDER,
@@ -67,22 +61,15 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
     tun.set_mtu(mtu)?;
     quiet_ipv6(tun.name());
     tun.set_up()?;
-    let mut routes = RouteGuard::new()?;
-    for r in &plan.routes {
-        routes.add(Route {
-            dst: r.addr,
-            prefix_len: r.prefix_len,
-            ifindex: tun.ifindex(),
-            src: None,
-        })?;
-    }
+    // Sockets first: they carry SOCKET_MARK before any route can steer traffic into the TUN.
+    let net = Arc::new(Sockets::open(&plan)?);
+    let (routes, rules) = install_routing(&plan, tun.ifindex())?;
     tracing::info!(
-        "tunnel interface {} up, MTU {mtu}, routes: {}",
+        "tunnel interface {} up, MTU {mtu}, routes (table {POLICY_TABLE}): {}",
         tun.name(),
         plan.routes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     );
 
-    let net = Arc::new(Sockets::open(&plan)?);
     let dp = Arc::new(Dataplane::new());
     let sa_count = plan.tables.outbound.len();
     dp.install(plan.tables);
@@ -121,9 +108,11 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
     for w in workers {
         let _ = w.join();
     }
+    // The rules first, so nothing is steered into a table that is being emptied.
+    drop(rules);
     drop(routes);
     drop(tun);
-    tracing::info!("stopped; routes and {} removed", config.daemon.tun.name);
+    tracing::info!("stopped; rules, routes and {} removed", config.daemon.tun.name);
     result
 }
 
@@ -134,6 +123,88 @@ fn quiet_ipv6(ifname: &str) {
     let path = format!("/proc/sys/net/ipv6/conf/{ifname}/addr_gen_mode");
     if let Err(e) = std::fs::write(&path, "1") {
         tracing::debug!("{path}: {e} (IPv6 may be disabled)");
+    }
+}
+
+/// Routes every SA's remote selectors into the TUN, in our own table [`POLICY_TABLE`], and adds
+/// the rule `not fwmark SOCKET_MARK lookup POLICY_TABLE` (priority
+/// [`RULE_PRIORITY`](crate::sys::netlink::RULE_PRIORITY)) for each family that has routes.
+///
+/// Why a table of our own and a rule, for both modes:
+/// - transport mode routes the *peer's own address* into the TUN; the daemon's ESP (raw or
+///   UDP 4500) and, later, IKE packets go to that same address. All our sockets carry
+///   [`SOCKET_MARK`], so the rule skips them and they take the main table's route out of the
+///   real interface, while everything else this host sends to the peer enters the TUN;
+/// - tunnel mode gains the same protection when the remote selectors cover the peer's address
+///   (`remote_ts = 0.0.0.0/0`, a full tunnel, would otherwise loop or clash with the default
+///   route in the main table), and our routes stay out of the administrator's main table, as
+///   strongSwan keeps its routes in table 220.
+///
+/// Strict IPv4 reverse-path filtering does not mix with this: see [`warn_strict_rp_filter`].
+///
+/// Rules outlive a killed daemon (routes go with its TUN), so identical leftovers of ours are
+/// removed first, with a warning.
+fn install_routing(
+    plan: &ManualPlan,
+    ifindex: u32,
+) -> Result<(RouteGuard, RuleGuard), Box<dyn Error>> {
+    let mut routes = RouteGuard::new()?;
+    for r in &plan.routes {
+        routes
+            .add(Route {
+                dst: r.addr,
+                prefix_len: r.prefix_len,
+                ifindex,
+                src: r.src,
+                table: POLICY_TABLE,
+            })
+            .map_err(|e| {
+                if crate::sys::netlink::errno_of(&e) == Some(libc::EEXIST) {
+                    format!(
+                        "{e}: table {POLICY_TABLE} is ferroswan's; is another daemon running in \
+                         this network namespace? (`ip route show table {POLICY_TABLE}`)"
+                    )
+                } else {
+                    e.to_string()
+                }
+            })?;
+    }
+    let mut rules = RuleGuard::new()?;
+    for family in [IpFamily::V4, IpFamily::V6] {
+        if !plan.routes.iter().any(|r| IpFamily::of(r.addr) == family) {
+            continue;
+        }
+        let rule = Rule::ferroswan(family);
+        let leftovers = rules.add_replacing(rule)?;
+        if leftovers > 0 {
+            tracing::warn!("removed {leftovers} leftover rule(s) `{rule}` of an earlier run");
+        }
+        tracing::debug!("added `{rule}`");
+    }
+    if rules.rules().contains(&Rule::ferroswan(IpFamily::V4)) {
+        warn_strict_rp_filter();
+    }
+    Ok((routes, rules))
+}
+
+/// Strict reverse-path filtering (`rp_filter = 1`) checks an arriving packet's source by a
+/// route lookup without its mark (unless `src_valid_mark`), so once the peer's address is
+/// routed into the TUN (transport mode) the peer's ARP requests and ESP on the real interface
+/// fail the check and the kernel drops them. (Rules on protocol would exempt ESP, but not ARP.)
+/// The effective value is the larger of `all` and the interface's, so loose mode (2) on the
+/// interface towards the peer is enough.
+fn warn_strict_rp_filter() {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u8>().ok())
+    };
+    if read("all") == Some(1) {
+        tracing::warn!(
+            "net.ipv4.conf.all.rp_filter = 1 (strict): the kernel drops ARP and ESP from a peer \
+             whose address is routed into the tunnel (transport mode) unless the interface \
+             towards it is loose: sysctl net.ipv4.conf.<interface>.rp_filter=2"
+        );
     }
 }
 
@@ -216,6 +287,7 @@ impl Sockets {
                 IpAddr::V6(a) => EspSocket::open_v6(Some(*a)),
             }
             .map_err(|e| format!("open raw ESP socket on {addr}: {e}"))?;
+            s.set_mark(SOCKET_MARK)?;
             let sizes = s.set_buffer_sizes(SOCKET_BUFFER, SOCKET_BUFFER)?;
             tracing::debug!("raw ESP socket on {addr}: buffers {sizes:?}");
             raw.push((*addr, Arc::new(s)));
@@ -223,6 +295,7 @@ impl Sockets {
         let mut udp = vec![];
         for addr in &plan.udp_sockets {
             let s = UdpSocket::bind(*addr)?;
+            s.set_mark(SOCKET_MARK)?;
             let sizes = s.set_buffer_sizes(SOCKET_BUFFER, SOCKET_BUFFER)?;
             tracing::debug!("UDP socket on {addr}: buffers {sizes:?}");
             udp.push((*addr, Arc::new(s)));

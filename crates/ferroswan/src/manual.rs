@@ -11,18 +11,25 @@ use ferroswan_proto::policy::{SaSelectors, TrafficSelector, TsError};
 use crate::config::{self, Config, ConfigError, ManualSa};
 use crate::dataplane::{Destination, InboundEntry, OutboundEntry, Tables};
 
-/// A route into the tunnel interface: `addr/prefix_len`.
+/// A route into the tunnel interface: `addr/prefix_len`, optionally with a preferred source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Route {
     /// Network address.
     pub addr: IpAddr,
     /// Prefix length.
     pub prefix_len: u8,
+    /// Preferred source address (transport mode: the SA's local address, so that traffic this
+    /// host sends to the peer carries the address the SA's selectors expect).
+    pub src: Option<IpAddr>,
 }
 
 impl core::fmt::Display for Route {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix_len)
+        write!(f, "{}/{}", self.addr, self.prefix_len)?;
+        if let Some(src) = self.src {
+            write!(f, " src {src}")?;
+        }
+        Ok(())
     }
 }
 
@@ -31,7 +38,9 @@ impl core::fmt::Display for Route {
 pub struct ManualPlan {
     /// The data-plane tables.
     pub tables: Tables,
-    /// Routes into the tunnel interface (the remote selectors of tunnel-mode SAs).
+    /// Routes into the tunnel interface: the remote selectors of every SA (tunnel mode: the
+    /// remote subnets; transport mode: the peer's host address, with our address as source).
+    /// One route per prefix: the first SA to name a prefix decides its source.
     pub routes: Vec<Route>,
     /// Local addresses that send or receive raw ESP.
     pub raw_esp_addrs: Vec<IpAddr>,
@@ -88,10 +97,17 @@ pub fn plan(
             Destination::Raw(_) => push_unique(&mut plan.raw_esp_addrs, sa.local_addr),
             Destination::Udp { local, .. } => push_unique(&mut plan.udp_sockets, local),
         }
-        if mode == Mode::Tunnel {
-            for ts in &remote {
-                for route in cidrs(ts) {
-                    push_unique(&mut plan.routes, route);
+        for ts in &remote {
+            for mut route in cidrs(ts) {
+                if mode == Mode::Transport && route.addr.is_ipv4() == sa.local_addr.is_ipv4() {
+                    route.src = Some(sa.local_addr);
+                }
+                if !plan
+                    .routes
+                    .iter()
+                    .any(|r| (r.addr, r.prefix_len) == (route.addr, route.prefix_len))
+                {
+                    plan.routes.push(route);
                 }
             }
         }
@@ -170,7 +186,7 @@ pub fn cidrs(ts: &TrafficSelector) -> Vec<Route> {
         while k > 0 && block_end(cur, k).is_none_or(|last| last > end) {
             k -= 1;
         }
-        out.push(Route { addr: to_addr(cur), prefix_len: (bits - k) as u8 });
+        out.push(Route { addr: to_addr(cur), prefix_len: (bits - k) as u8, src: None });
         match block_end(cur, k).and_then(|last| last.checked_add(1)) {
             Some(next) if next <= end => cur = next,
             _ => break,
@@ -234,7 +250,11 @@ mod tests {
         let p = ferroswan_awslc::DEFAULT_PROVIDER;
         let plan = plan(&config, &p, &ferroswan_awslc::LEGACY_PROVIDER).unwrap();
         let routes: Vec<String> = plan.routes.iter().map(ToString::to_string).collect();
-        assert_eq!(routes, ["10.2.0.0/16", "10.3.0.1/32", "10.3.0.2/32"]);
+        // Tunnel mode: the remote subnets; transport mode: the peer, from our address.
+        assert_eq!(
+            routes,
+            ["10.2.0.0/16", "10.3.0.1/32", "10.3.0.2/32", "192.0.2.3/32 src 192.0.2.1"]
+        );
         assert_eq!(plan.tables.outbound.len(), 2);
         assert_eq!(plan.tables.inbound.len(), 2);
         assert_eq!(plan.raw_esp_addrs, [IpAddr::from([192, 0, 2, 1])]);

@@ -8,7 +8,8 @@
 //!   their kernel buffers themselves ([`BufferSizes`]): buffer overflow at the receiving socket
 //!   is the main loss source of userspace tunnels (lab notes §6).
 //! - [`Netlink`]: a small synchronous rtnetlink client (routes, addresses, link up), and
-//!   [`RouteGuard`], which removes the routes it added when dropped.
+//!   [`RouteGuard`] and [`RuleGuard`], which remove the routes and policy-routing rules they
+//!   added when dropped.
 //!
 //! Every descriptor is non-blocking; waits are `poll(2)` with a timeout, so a worker thread owns
 //! its loop and can check for shutdown between batches. Devices, sockets and netlink requests act
@@ -29,7 +30,7 @@ pub mod tun;
 #[cfg(test)]
 mod tests;
 
-pub use netlink::{Netlink, NetlinkError, Route, RouteGuard};
+pub use netlink::{IpFamily, Netlink, NetlinkError, Route, RouteGuard, Rule, RuleGuard};
 pub use socket::{BATCH, Batch, BufferSizes, EspSocket, RecvMeta, UdpSocket};
 pub use tun::Tun;
 

@@ -1,4 +1,5 @@
-//! A small synchronous rtnetlink (`NETLINK_ROUTE`) client: routes, addresses, link state.
+//! A small synchronous rtnetlink (`NETLINK_ROUTE`) client: routes (in the main table or one of
+//! our own), policy-routing rules, addresses, link state.
 //!
 //! Each request is one message with `NLM_F_ACK`; the call blocks (up to [`ACK_TIMEOUT`]) for the
 //! kernel's acknowledgement and turns a negative one into an [`io::Error`] that names the
@@ -22,6 +23,30 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// can be found after a crash: `ip route show proto 245`, `ip route flush proto 245`.
 pub const ROUTE_PROTOCOL: u8 = 245;
 
+/// The main routing table (`ip route show table main`).
+pub const MAIN_TABLE: u32 = 254;
+
+/// The routing table the daemon puts its routes into the TUN in: `0x66657272` ("ferr" in ASCII,
+/// 1717924466 in decimal as `ip rule` prints it). Looked up for unmarked packets only (see
+/// [`RULE_PRIORITY`]), so that the daemon's own marked ESP, ESP-in-UDP and IKE packets to a peer
+/// whose address is routed into the TUN (transport mode, or a tunnel whose remote selectors cover
+/// the peer) use the main table and leave through the real interface instead of looping.
+pub const POLICY_TABLE: u32 = 0x6665_7272;
+
+/// The firewall mark (`SO_MARK`) on every socket of the daemon, compared under
+/// [`SOCKET_MARK_MASK`]; the same value as [`POLICY_TABLE`] so that `ip rule` output is easy to
+/// tie together.
+pub const SOCKET_MARK: u32 = 0x6665_7272;
+
+/// The mask the rule compares [`SOCKET_MARK`] under (all bits).
+pub const SOCKET_MARK_MASK: u32 = u32::MAX;
+
+/// The priority of our rule `not fwmark SOCKET_MARK lookup POLICY_TABLE`: after the `local`
+/// table (0), so local addresses stay local, and well before `main` (32766), leaving room for
+/// an administrator's rules that must come first (strongSwan uses 220 for its table 220).
+/// `ip rule show pref 1000`.
+pub const RULE_PRIORITY: u32 = 1000;
+
 // From linux/netlink.h and linux/rtnetlink.h (stable kernel ABI).
 const NETLINK_CAP_ACK: libc::c_int = 10;
 const NETLINK_EXT_ACK: libc::c_int = 11;
@@ -39,13 +64,26 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
+const RTM_NEWRULE: u16 = 32;
+const RTM_DELRULE: u16 = 33;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_F_NODAD: u8 = 0x02;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_PREFSRC: u16 = 7;
-const RT_TABLE_MAIN: u8 = 254;
+const RTA_TABLE: u16 = 15;
+const RT_TABLE_UNSPEC: u8 = 0;
+// From linux/fib_rules.h.
+const FRA_PRIORITY: u16 = 6;
+const FRA_FWMARK: u16 = 10;
+const FRA_TABLE: u16 = 15;
+const FRA_FWMASK: u16 = 16;
+const FRA_PROTOCOL: u16 = 21;
+const FRA_IP_PROTO: u16 = 22;
+const FRA_SPORT_RANGE: u16 = 23;
+const FR_ACT_TO_TBL: u8 = 1;
+const FIB_RULE_INVERT: u32 = 0x02;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
 const RT_SCOPE_NOWHERE: u8 = 255;
@@ -89,8 +127,8 @@ pub fn errno_of(err: &io::Error) -> Option<i32> {
     err.get_ref().and_then(|e| e.downcast_ref::<NetlinkError>()).map(NetlinkError::errno)
 }
 
-/// A route to a prefix through an interface (no gateway: the TUN is point-to-point), in the
-/// main table, with protocol [`ROUTE_PROTOCOL`].
+/// A route to a prefix through an interface (no gateway: the TUN is point-to-point), in routing
+/// table `table`, with protocol [`ROUTE_PROTOCOL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Route {
     /// Destination prefix (host bits are cleared before the request).
@@ -101,6 +139,8 @@ pub struct Route {
     pub ifindex: u32,
     /// Preferred source address for traffic this route carries (`src` in `ip route`).
     pub src: Option<IpAddr>,
+    /// The routing table: [`MAIN_TABLE`], [`POLICY_TABLE`] or any other (`table` in `ip route`).
+    pub table: u32,
 }
 
 impl fmt::Display for Route {
@@ -110,7 +150,99 @@ impl fmt::Display for Route {
         if let Some(src) = self.src {
             write!(f, " src {src}")?;
         }
+        if self.table != MAIN_TABLE {
+            write!(f, " table {}", self.table)?;
+        }
         Ok(())
+    }
+}
+
+/// An IP family, for what is per family without an address to tell it (rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IpFamily {
+    /// IPv4 (`ip -4 rule`).
+    V4,
+    /// IPv6 (`ip -6 rule`).
+    V6,
+}
+
+impl IpFamily {
+    /// The family of `addr`.
+    pub fn of(addr: IpAddr) -> Self {
+        if addr.is_ipv4() { Self::V4 } else { Self::V6 }
+    }
+
+    fn af(self) -> u8 {
+        match self {
+            Self::V4 => libc::AF_INET as u8,
+            Self::V6 => libc::AF_INET6 as u8,
+        }
+    }
+}
+
+/// A policy-routing rule that looks a table up for packets by firewall mark, IP protocol and
+/// source port: `ip rule add [not] [fwmark MARK/MASK] [ipproto P] [sport S] lookup TABLE
+/// pref PRIORITY proto 245`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// Which family's rule list it goes into.
+    pub family: IpFamily,
+    /// Its priority (`pref`): lower numbers are consulted first.
+    pub priority: u32,
+    /// The firewall mark compared (`SO_MARK` of the sending socket, or set by netfilter).
+    pub fwmark: u32,
+    /// The bits of the mark compared; 0: the mark is not compared.
+    pub fwmask: u32,
+    /// Matches only this IP protocol (`ipproto`, kernels since 4.17).
+    pub ip_proto: Option<u8>,
+    /// Matches only this source port (`sport`; with `ip_proto` TCP, UDP or SCTP).
+    pub src_port: Option<u16>,
+    /// Inverts the whole match (`not …`).
+    pub invert: bool,
+    /// The table looked up; when it has no route for the destination, the next rule is tried.
+    pub table: u32,
+}
+
+impl Rule {
+    /// The daemon's rule for `family`: packets without [`SOCKET_MARK`] look up [`POLICY_TABLE`]
+    /// first, at [`RULE_PRIORITY`].
+    pub fn ferroswan(family: IpFamily) -> Self {
+        Self {
+            family,
+            priority: RULE_PRIORITY,
+            fwmark: SOCKET_MARK,
+            fwmask: SOCKET_MARK_MASK,
+            ip_proto: None,
+            src_port: None,
+            invert: true,
+            table: POLICY_TABLE,
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let family = match self.family {
+            IpFamily::V4 => "-4",
+            IpFamily::V6 => "-6",
+        };
+        write!(f, "{family} rule pref {}", self.priority)?;
+        if self.invert {
+            write!(f, " not")?;
+        }
+        if self.fwmask != 0 {
+            write!(f, " fwmark {:#x}/{:#x}", self.fwmark, self.fwmask)?;
+        }
+        if let Some(p) = self.ip_proto {
+            write!(f, " ipproto {p}")?;
+        }
+        if let Some(p) = self.src_port {
+            write!(f, " sport {p}")?;
+        }
+        match self.table {
+            MAIN_TABLE => write!(f, " lookup main"),
+            t => write!(f, " lookup {t}"),
+        }
     }
 }
 
@@ -221,8 +353,13 @@ impl Netlink {
         ifindex: u32,
         src: Option<IpAddr>,
     ) -> io::Result<()> {
-        let route = Route { dst, prefix_len, ifindex, src };
-        self.route(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &route)
+        self.insert_route(&Route { dst, prefix_len, ifindex, src, table: MAIN_TABLE })
+    }
+
+    /// Adds `route` to its table (an error if the table has a route to the same prefix and
+    /// metric already).
+    pub fn insert_route(&mut self, route: &Route) -> io::Result<()> {
+        self.route(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, route)
             .map_err(|e| e.with_op(|| format!("add route {route}")))
     }
 
@@ -235,9 +372,71 @@ impl Netlink {
         ifindex: u32,
         src: Option<IpAddr>,
     ) -> io::Result<()> {
-        let route = Route { dst, prefix_len, ifindex, src };
-        self.route(RTM_DELROUTE, 0, &route)
+        self.remove_route(&Route { dst, prefix_len, ifindex, src, table: MAIN_TABLE })
+    }
+
+    /// Deletes `route` from its table, matching on our route protocol like
+    /// [`Netlink::del_route`].
+    pub fn remove_route(&mut self, route: &Route) -> io::Result<()> {
+        self.route(RTM_DELROUTE, 0, route)
             .map_err(|e| e.with_op(|| format!("delete route {route}")))
+    }
+
+    /// Adds `rule` (an error, `EEXIST`, if an identical rule exists).
+    pub fn add_rule(&mut self, rule: &Rule) -> io::Result<()> {
+        self.rule(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, rule)
+            .map_err(|e| e.with_op(|| format!("add {rule}")))
+    }
+
+    /// Deletes one rule matching `rule` that we added (the match includes our protocol,
+    /// [`ROUTE_PROTOCOL`], so someone else's identical rule stays). `ENOENT` when there is none.
+    pub fn del_rule(&mut self, rule: &Rule) -> io::Result<()> {
+        self.rule(RTM_DELRULE, 0, rule).map_err(|e| e.with_op(|| format!("delete {rule}")))
+    }
+
+    /// Deletes every rule matching `rule` that we added, e.g. leftovers of a daemon that was
+    /// killed (rules, unlike routes, do not go with the TUN device). Returns how many went.
+    pub fn purge_rule(&mut self, rule: &Rule) -> io::Result<usize> {
+        let mut removed = 0;
+        loop {
+            match self.del_rule(rule) {
+                Ok(()) => removed += 1,
+                Err(e) if errno_of(&e) == Some(libc::ENOENT) => return Ok(removed),
+                Err(e) => return Err(e),
+            }
+            // Duplicates cannot be added with NLM_F_EXCL; a handful is already suspicious.
+            if removed >= 64 {
+                return Ok(removed);
+            }
+        }
+    }
+
+    fn rule(&mut self, ty: u16, flags: u16, rule: &Rule) -> Result<(), Rejected> {
+        self.begin(ty, flags);
+        // struct fib_rule_hdr { u8 family, dst_len, src_len, tos, table, res1, res2, action;
+        //                       u32 flags; }
+        let table = u8::try_from(rule.table).unwrap_or(RT_TABLE_UNSPEC);
+        self.req.extend_from_slice(&[rule.family.af(), 0, 0, 0, table, 0, 0, FR_ACT_TO_TBL]);
+        let rule_flags = if rule.invert { FIB_RULE_INVERT } else { 0 };
+        self.req.extend_from_slice(&rule_flags.to_ne_bytes());
+        self.attr(FRA_PRIORITY, &rule.priority.to_ne_bytes());
+        if rule.fwmask != 0 {
+            self.attr(FRA_FWMARK, &rule.fwmark.to_ne_bytes());
+            self.attr(FRA_FWMASK, &rule.fwmask.to_ne_bytes());
+        }
+        if let Some(p) = rule.ip_proto {
+            self.attr(FRA_IP_PROTO, &[p]);
+        }
+        if let Some(p) = rule.src_port {
+            // struct fib_rule_port_range { u16 start, end; }
+            let mut range = [0u8; 4];
+            range[..2].copy_from_slice(&p.to_ne_bytes());
+            range[2..].copy_from_slice(&p.to_ne_bytes());
+            self.attr(FRA_SPORT_RANGE, &range);
+        }
+        self.attr(FRA_TABLE, &rule.table.to_ne_bytes());
+        self.attr(FRA_PROTOCOL, &[ROUTE_PROTOCOL]);
+        self.exchange()
     }
 
     fn route(&mut self, ty: u16, flags: u16, route: &Route) -> Result<(), Rejected> {
@@ -260,13 +459,13 @@ impl Netlink {
         };
         self.begin(ty, flags);
         // struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type;
-        //                u32 flags; }
+        //                u32 flags; } (tables above 255 only fit in RTA_TABLE)
         self.req.extend_from_slice(&[
             family(route.dst),
             route.prefix_len,
             0,
             0,
-            RT_TABLE_MAIN,
+            u8::try_from(route.table).unwrap_or(RT_TABLE_UNSPEC),
             ROUTE_PROTOCOL,
             scope,
             if add { RTN_UNICAST } else { 0 },
@@ -279,6 +478,7 @@ impl Netlink {
         if let Some(src) = route.src {
             self.attr_addr(RTA_PREFSRC, src);
         }
+        self.attr(RTA_TABLE, &route.table.to_ne_bytes());
         self.exchange()
     }
 
@@ -438,9 +638,9 @@ impl RouteGuard {
         Ok(Self { netlink: Netlink::open()?, routes: Vec::new() })
     }
 
-    /// Adds `route` and remembers it.
+    /// Adds `route` (to its table) and remembers it.
     pub fn add(&mut self, route: Route) -> io::Result<()> {
-        self.netlink.add_route(route.dst, route.prefix_len, route.ifindex, route.src)?;
+        self.netlink.insert_route(&route)?;
         self.routes.push(route);
         Ok(())
     }
@@ -454,7 +654,7 @@ impl RouteGuard {
             ));
         };
         self.routes.remove(pos);
-        self.netlink.del_route(route.dst, route.prefix_len, route.ifindex, route.src)
+        self.netlink.remove_route(route)
     }
 
     /// The routes currently held.
@@ -466,10 +666,57 @@ impl RouteGuard {
 impl Drop for RouteGuard {
     fn drop(&mut self) {
         while let Some(r) = self.routes.pop() {
-            match self.netlink.del_route(r.dst, r.prefix_len, r.ifindex, r.src) {
+            match self.netlink.remove_route(&r) {
                 Ok(()) => {}
                 // Already gone, e.g. with its interface.
                 Err(e) if matches!(errno_of(&e), Some(libc::ESRCH | libc::ENODEV)) => {}
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+    }
+}
+
+/// Adds policy-routing rules and removes them again when dropped. Rules outlive a killed daemon
+/// (they belong to no device), so [`RuleGuard::add_replacing`] first removes identical leftovers.
+#[derive(Debug)]
+pub struct RuleGuard {
+    netlink: Netlink,
+    rules: Vec<Rule>,
+}
+
+impl RuleGuard {
+    /// A guard with its own netlink socket, in the calling thread's network namespace.
+    pub fn new() -> io::Result<Self> {
+        Ok(Self { netlink: Netlink::open()?, rules: Vec::new() })
+    }
+
+    /// Adds `rule` and remembers it.
+    pub fn add(&mut self, rule: Rule) -> io::Result<()> {
+        self.netlink.add_rule(&rule)?;
+        self.rules.push(rule);
+        Ok(())
+    }
+
+    /// Removes rules identical to `rule` that we added earlier (a crashed run's), then adds
+    /// `rule`. Returns how many leftovers were removed.
+    pub fn add_replacing(&mut self, rule: Rule) -> io::Result<usize> {
+        let removed = self.netlink.purge_rule(&rule)?;
+        self.add(rule)?;
+        Ok(removed)
+    }
+
+    /// The rules currently held.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+}
+
+impl Drop for RuleGuard {
+    fn drop(&mut self) {
+        while let Some(r) = self.rules.pop() {
+            match self.netlink.del_rule(&r) {
+                Ok(()) => {}
+                Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
                 Err(e) => tracing::warn!("{e}"),
             }
         }

@@ -367,11 +367,9 @@ fn routes_add_delete_errors_and_guard() {
         {
             let mut guard = RouteGuard::new().unwrap();
             for (dst, len) in [("10.5.0.0", 16), ("10.6.0.0", 16), ("fd00:5::", 64)] {
-                guard
-                    .add(Route { dst: ip(dst), prefix_len: len, ifindex: idx, src: None })
-                    .unwrap();
+                guard.add(main_route(dst, len, idx)).unwrap();
             }
-            let r6 = Route { dst: ip("10.6.0.0"), prefix_len: 16, ifindex: idx, src: None };
+            let r6 = main_route("10.6.0.0", 16, idx);
             guard.remove(&r6).unwrap();
             assert!(guard.remove(&r6).is_err());
             assert_eq!(guard.routes().len(), 2);
@@ -380,6 +378,175 @@ fn routes_add_delete_errors_and_guard() {
         }
         assert_eq!(route_source(ip("10.5.0.1")), None);
         assert_eq!(route_source(ip("fd00:5::1")), None);
+    });
+}
+
+fn main_route(dst: &str, prefix_len: u8, ifindex: u32) -> Route {
+    Route { dst: ip(dst), prefix_len, ifindex, src: None, table: netlink::MAIN_TABLE }
+}
+
+/// The payloads of UDP packets to port `port` read from `tun` until `want` of them arrived or
+/// `wait` passed (other packets, e.g. IPv6 router solicitations, are skipped).
+fn udp_payloads_to(tun: &Tun, port: u16, want: usize, wait: Duration) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut b = bufs(8);
+    let deadline = Instant::now() + wait;
+    while got.len() < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let n = tun.recv_batch(&mut b, HEADROOM, left).unwrap();
+        for buf in &b[..n] {
+            let p = buf.data();
+            let (proto, udp) = match p[0] >> 4 {
+                4 => (p[9], &p[usize::from(p[0] & 0xf) * 4..]),
+                6 => (p[6], &p[40..]),
+                _ => continue,
+            };
+            if proto == 17 && udp[2..4] == port.to_be_bytes() {
+                got.push(udp[8..].to_vec());
+            }
+        }
+    }
+    got
+}
+
+/// The daemon's policy routing: with `not fwmark SOCKET_MARK lookup POLICY_TABLE` and a route to
+/// the peer in that table, an unmarked socket's packets to the peer enter the TUN, a marked
+/// socket's leave by the main table's route (here into a second TUN standing in for the real
+/// interface); without the rule, both use the main table.
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn fwmark_rule_and_table_steer_unmarked_traffic_into_the_tun() {
+    use netlink::{IpFamily, POLICY_TABLE, RULE_PRIORITY, Rule, RuleGuard, SOCKET_MARK};
+    in_netns(|| {
+        let vpn = tun_up("ferro0");
+        let wan = tun_up("wan0");
+        let mut nl = Netlink::open().unwrap();
+        nl.add_address(wan.ifindex(), ip("192.0.2.1"), 24).unwrap();
+        nl.add_address(wan.ifindex(), ip("2001:db8::1"), 64).unwrap();
+        let cases = [
+            ("192.0.2.1", "192.0.2.2", 32, "0.0.0.0:0"),
+            ("2001:db8::1", "2001:db8::2", 128, "[::]:0"),
+        ];
+        // Main table only: the connected route to the peer through wan0.
+        for (_, peer, _, _) in cases {
+            assert!(route_source(ip(peer)).is_some());
+        }
+        let mut batch = Batch::new();
+        let send = |batch: &mut Batch, marked: bool, bind: &str, peer: &str, port: u16| {
+            let s = UdpSocket::bind(bind.parse().unwrap()).unwrap();
+            if marked {
+                s.set_mark(SOCKET_MARK).unwrap();
+            }
+            s.send_to(batch, SocketAddr::new(ip(peer), port), b"probe").unwrap();
+        };
+        let short = Duration::from_millis(200);
+        {
+            let mut routes = RouteGuard::new().unwrap();
+            let mut rules = RuleGuard::new().unwrap();
+            for (local, peer, len, _) in cases {
+                let r = Route {
+                    dst: ip(peer),
+                    prefix_len: len,
+                    ifindex: vpn.ifindex(),
+                    src: Some(ip(local)),
+                    table: POLICY_TABLE,
+                };
+                routes.add(r).unwrap();
+                assert_eq!(
+                    r.to_string(),
+                    format!("{peer}/{len} dev ferro0 src {local} table 1717924466")
+                );
+            }
+            for family in [IpFamily::V4, IpFamily::V6] {
+                let rule = Rule::ferroswan(family);
+                assert_eq!(rules.add_replacing(rule).unwrap(), 0);
+                // An identical rule is refused; a leftover is replaced.
+                let err = nl.add_rule(&rule).unwrap_err();
+                assert_eq!(netlink::errno_of(&err), Some(libc::EEXIST), "{err}");
+                assert!(
+                    err.to_string().starts_with(&format!(
+                        "add {} rule pref {RULE_PRIORITY} not fwmark 0x66657272/0xffffffff lookup \
+                         1717924466: File exists",
+                        if family == IpFamily::V4 { "-4" } else { "-6" }
+                    )),
+                    "{err}"
+                );
+                nl.del_rule(&rule).unwrap();
+                nl.add_rule(&rule).unwrap();
+            }
+            assert_eq!(rules.rules().len(), 2);
+
+            for (i, (_, peer, _, bind)) in cases.into_iter().enumerate() {
+                let (plain, marked) = (7000 + i as u16 * 10, 7001 + i as u16 * 10);
+                send(&mut batch, false, bind, peer, plain);
+                send(&mut batch, true, bind, peer, marked);
+                assert_eq!(udp_payloads_to(&vpn, plain, 1, WAIT), [b"probe"], "unmarked → TUN");
+                assert_eq!(udp_payloads_to(&wan, marked, 1, WAIT), [b"probe"], "marked → main");
+                assert!(udp_payloads_to(&wan, plain, 1, short).is_empty(), "{peer}");
+                assert!(udp_payloads_to(&vpn, marked, 1, short).is_empty(), "{peer}");
+            }
+        }
+        // The guards removed rules and routes: everything uses the main table again, and
+        // nothing of ours is left to delete.
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let err = nl.del_rule(&Rule::ferroswan(family)).unwrap_err();
+            assert_eq!(netlink::errno_of(&err), Some(libc::ENOENT), "{err}");
+        }
+        for (i, (_, peer, _, bind)) in cases.into_iter().enumerate() {
+            let port = 7100 + i as u16;
+            send(&mut batch, false, bind, peer, port);
+            assert_eq!(udp_payloads_to(&wan, port, 1, WAIT), [b"probe"], "{peer}");
+        }
+        // Leftovers (as after a crash) are purged, and only ours: the same rule added by someone
+        // else (another protocol) stays. A child process runs in this thread's namespace.
+        let rule = Rule::ferroswan(IpFamily::V4);
+        nl.add_rule(&rule).unwrap();
+        assert_eq!(nl.purge_rule(&rule).unwrap(), 1);
+        assert_eq!(nl.purge_rule(&rule).unwrap(), 0);
+        let ip_rule = |args: &[&str]| {
+            let out = std::process::Command::new("ip").args(args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let theirs = "not fwmark 0x66657272 lookup 1717924466 pref 1000 proto static";
+        ip_rule(&["rule", "add"].into_iter().chain(theirs.split(' ')).collect::<Vec<_>>());
+        nl.add_rule(&rule).unwrap();
+        let listed = ip_rule(&["rule", "show", "pref", "1000"]);
+        assert_eq!(listed.lines().count(), 2, "{listed}");
+        assert!(listed.contains("not from all fwmark 0x66657272 lookup 1717924466 proto 245"));
+        assert_eq!(nl.purge_rule(&rule).unwrap(), 1);
+        let listed = ip_rule(&["rule", "show", "pref", "1000"]);
+        assert!(listed.contains("proto static"), "{listed}");
+        assert!(!listed.contains("proto 245"), "{listed}");
+
+        // Rules on protocol and source port, without a mark.
+        let esp = Rule {
+            family: IpFamily::V4,
+            priority: 999,
+            fwmark: 0,
+            fwmask: 0,
+            ip_proto: Some(50),
+            src_port: None,
+            invert: false,
+            table: netlink::MAIN_TABLE,
+        };
+        let nat_t = Rule { ip_proto: Some(17), src_port: Some(4500), ..esp };
+        assert_eq!(nat_t.to_string(), "-4 rule pref 999 ipproto 17 sport 4500 lookup main");
+        nl.add_rule(&esp).unwrap();
+        nl.add_rule(&nat_t).unwrap();
+        let listed = ip_rule(&["rule", "show", "pref", "999"]);
+        assert!(listed.contains("from all ipproto esp lookup main proto 245"), "{listed}");
+        assert!(
+            listed.contains("from all ipproto udp sport 4500 lookup main proto 245"),
+            "{listed}"
+        );
+        nl.del_rule(&nat_t).unwrap();
+        let listed = ip_rule(&["rule", "show", "pref", "999"]);
+        assert!(listed.contains("ipproto esp") && !listed.contains("udp"), "{listed}");
+        assert_eq!(nl.purge_rule(&esp).unwrap(), 1);
     });
 }
 
