@@ -120,9 +120,23 @@ fn sigterm_leaves_nothing_behind() {
     let mut tunnel = LabTunnel::start(&topo, options("aes128gcm16", true, false)).unwrap();
     let ns = &topo.gw_a().ns;
     let routes = |ns: &ferroswan::lab::netns::Netns| {
-        let v4 = ns.run_ok(&["ip", "route", "show", "proto", "245"]).unwrap();
-        let v6 = ns.run_ok(&["ip", "-6", "route", "show", "proto", "245"]).unwrap();
-        format!("{}{}", String::from_utf8_lossy(&v4.stdout), String::from_utf8_lossy(&v6.stdout))
+        // Our routes (protocol 245, in any table) and our policy rule (fwmark 0x66657272).
+        let v4 = ns.run_ok(&["ip", "route", "show", "table", "all", "proto", "245"]).unwrap();
+        let v6 = ns.run_ok(&["ip", "-6", "route", "show", "table", "all", "proto", "245"]).unwrap();
+        let r4 = ns.run_ok(&["ip", "rule", "show"]).unwrap();
+        let r6 = ns.run_ok(&["ip", "-6", "rule", "show"]).unwrap();
+        let rules: String = [r4, r6]
+            .iter()
+            .flat_map(|o| {
+                String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+            })
+            .filter(|l| l.contains("0x66657272"))
+            .collect();
+        format!(
+            "{}{}{rules}",
+            String::from_utf8_lossy(&v4.stdout),
+            String::from_utf8_lossy(&v6.stdout)
+        )
     };
     assert!(routes(ns).contains("fsw0"), "routes installed while running");
     let pid = tunnel.a.process.pid().to_string();
