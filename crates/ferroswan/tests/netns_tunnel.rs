@@ -28,8 +28,14 @@ fn tunnel_case(encap: bool, ipv6_outer: bool, proposal: &str) {
     let tunnel = LabTunnel::start(&topo, options(proposal, encap, ipv6_outer)).unwrap();
     let (lan_a, lan_b) = (topo.lan_a().unwrap(), topo.lan_b().unwrap());
     let report = capture_transit(&topo, MARKER.as_bytes(), || {
-        for dst in [IpAddr::from(lan_b.eth0.v4), IpAddr::from(lan_b.eth0.v6)] {
-            let p = lan_a.ns.ping(dst, 5)?;
+        // Both ways: each side starts one exchange per family.
+        for (from, dst) in [
+            (lan_a, IpAddr::from(lan_b.eth0.v4)),
+            (lan_a, IpAddr::from(lan_b.eth0.v6)),
+            (lan_b, IpAddr::from(lan_a.eth0.v4)),
+            (lan_b, IpAddr::from(lan_a.eth0.v6)),
+        ] {
+            let p = from.ns.ping(dst, 5)?;
             assert_eq!(p.received, 5, "ping {dst}: {p:?}\n{}", tunnel.a.process.read_log().unwrap_or_default());
         }
         let send = format!(
@@ -42,11 +48,11 @@ fn tunnel_case(encap: bool, ipv6_outer: bool, proposal: &str) {
     .unwrap();
     assert!(!report.marker_seen, "plaintext on the transit link: {report:?}");
     assert_eq!(report.leaked, 0, "LAN addresses on the transit link: {report:?}");
-    assert!(report.esp >= 21, "expected 20 pings and a datagram as ESP: {report:?}");
+    assert!(report.esp >= 41, "expected 40 pings and a datagram as ESP: {report:?}");
 
     let status = tunnel.b.status(tunnel.options.binary.as_ref()).unwrap();
     assert!(status.contains("INSTALLED"), "{status}");
-    assert!(status.contains("11 packets"), "10 pings and the datagram arrived at B: {status}");
+    assert!(status.contains("21 packets"), "20 pings and the datagram arrived at B: {status}");
 }
 
 #[test]
