@@ -84,11 +84,11 @@ pub fn list_sa_events(dp: &Dataplane, installed: Instant, now: Instant) -> Vec<M
                 Destination::Raw(ip) => (std::net::SocketAddr::new(ip, 0), false),
                 Destination::Udp { remote, .. } => (remote, true),
             };
+            // Our outer address (for raw ESP the kernel picks the source, but the SA is bound to
+            // this one); not the first local traffic selector.
             let local_host = match out.dst {
                 Destination::Udp { local, .. } => local.ip(),
-                Destination::Raw(_) => {
-                    inb.selectors.local.first().map_or(remote.ip(), |t| t.start())
-                }
+                Destination::Raw(_) => out.local,
             };
             let child = ChildSaInfo {
                 name: name.to_string(),
@@ -418,6 +418,8 @@ mod tests {
         let ike = events[0].get_section("gw").unwrap();
         assert_eq!(ike.get_str("version"), Some("0"));
         assert_eq!(ike.get_str("manual"), Some("yes"));
+        assert_eq!(ike.get_str("local-host"), Some("192.0.2.1"), "the outer address, not a TS");
+        assert_eq!(ike.get_str("remote-host"), Some("192.0.2.2"));
         let child = ike.get_section("child-sas").unwrap().get_section("gw-1").unwrap();
         assert_eq!(child.get_str("spi-in"), Some("c0010001"));
         assert_eq!(child.get_str("spi-out"), Some("c0020002"));
