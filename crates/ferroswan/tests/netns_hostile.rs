@@ -21,6 +21,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -359,4 +360,146 @@ fn hostile_input_is_dropped_by_reason_raw_esp() {
 #[ignore = "needs root; scripts/test runs it"]
 fn hostile_input_is_dropped_by_reason_esp_in_udp() {
     hostile_case(true);
+}
+
+/// One manual SA section, `name`: 11 lines, the first being `  name {`.
+fn manual_sa(name: &str, remote: &str, proposal: &str, key_in: &str, spi_out: u32) -> String {
+    let key = lab_key("aes128gcm16", 0).unwrap();
+    format!(
+        "  {name} {{\n    local_addrs = 192.0.2.1\n    remote_addrs = {remote}\n    \
+         esp_proposal = {proposal}\n    spi_in = {SPI_B_TO_A:#x}\n    spi_out = {spi_out:#x}\n    \
+         key_in = {key_in}\n    key_out = {key}\n    local_ts = 10.1.0.0/24\n    \
+         remote_ts = 10.2.0.0/24\n  }}\n"
+    )
+}
+
+/// Line numbers in the configs below: 1 `manual {`, 2 `  lab {`, 3 local_addrs, 4
+/// remote_addrs, 5 esp_proposal, 6 spi_in, 7 spi_out, 8 key_in; a second SA starts at 13.
+fn bad_config_cases() -> Vec<(&'static str, String, u32, Vec<&'static str>, u32)> {
+    let key = lab_key("aes128gcm16", 1).unwrap();
+    let one = |sa: String| format!("manual {{\n{sa}}}\n");
+    vec![
+        (
+            "short key",
+            one(manual_sa("lab", "192.0.2.2", "aes128gcm16", &key[..10], SPI_A_TO_B)),
+            8,
+            vec!["key_in is 5 bytes", "needs 20 bytes", "40 hex digits"],
+            0o600,
+        ),
+        (
+            "unknown algorithm",
+            one(manual_sa("lab", "192.0.2.2", "aes128gcm17", &key, SPI_A_TO_B)),
+            5,
+            vec!["unknown algorithm 'aes128gcm17'", "did you mean", "aes128gcm16"],
+            0o600,
+        ),
+        (
+            "duplicate spi_in",
+            format!(
+                "manual {{\n{}{}}}\n",
+                manual_sa("lab", "192.0.2.2", "aes128gcm16", &key, SPI_A_TO_B),
+                manual_sa("lab2", "192.0.2.3", "aes128gcm16", &key, SPI_A_TO_B + 1)
+            ),
+            // The second SA's spi_in: line 13 + 4.
+            17,
+            vec!["spi_in 0xc0000b0a of manual SA 'lab2' is already used by manual SA 'lab' at"],
+            0o600,
+        ),
+        (
+            "world-readable keys",
+            one(manual_sa("lab", "192.0.2.2", "aes128gcm16", &key, SPI_A_TO_B)),
+            8,
+            vec!["holds secrets (key_in) but is readable by group or others (mode 644)"],
+            0o644,
+        ),
+    ]
+}
+
+/// `ip link` and routes of a namespace (to compare before and after a daemon start).
+fn net_state(ns: &Netns) -> String {
+    let mut state = String::new();
+    for argv in [&["ip", "-o", "link"][..], &["ip", "-4", "route"], &["ip", "-6", "route"]] {
+        state.push_str(&String::from_utf8_lossy(&ns.run_ok(argv).unwrap().stdout));
+    }
+    state
+}
+
+/// `check-config` and `daemon` refuse bad configs with exit status 1 and `file:line: what`
+/// plus what would be valid; the daemon fails before creating its interface, routes or socket.
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn bad_configs_are_refused_with_file_and_line() {
+    let topo = Topology::builder().lan_hosts(false).build().unwrap();
+    let ns = &topo.gw_a().ns;
+    let dir = topo.log_dir();
+    let before = net_state(ns);
+    assert!(!before.contains("fsw") && !before.contains("ferro"), "{before}");
+    for (i, (what, text, line, needles, mode)) in bad_config_cases().into_iter().enumerate() {
+        let path = dir.join(format!("bad{i}.conf"));
+        std::fs::write(&path, &text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let at = format!("ferroswan: {}:{line}: ", path.display());
+        let socket = dir.join(format!("bad{i}.vici"));
+        let check = Command::new(BIN).arg("check-config").arg("-c").arg(&path).output().unwrap();
+        let daemon = ns
+            .run(&[
+                "timeout".as_ref(),
+                "10".as_ref(),
+                BIN.as_ref(),
+                "daemon".as_ref(),
+                "-c".as_ref(),
+                path.as_os_str(),
+                "--socket".as_ref(),
+                socket.as_os_str(),
+            ])
+            .unwrap();
+        for (cmd, out) in [("check-config", &check), ("daemon", &daemon)] {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what}: {cmd} must fail: {stderr}");
+            assert!(stderr.starts_with(&at), "{what}: {cmd}: want '{at}…', got: {stderr}");
+            for needle in &needles {
+                assert!(stderr.contains(needle), "{what}: {cmd}: no '{needle}' in: {stderr}");
+            }
+            eprintln!("{what}: {cmd}: {}", stderr.trim());
+        }
+        assert!(!socket.exists(), "{what}: the daemon created its VICI socket");
+        assert_eq!(net_state(ns), before, "{what}: the daemon left an interface or route");
+    }
+    // The duplicate SPI error points at the first use too.
+    let path = dir.join("bad2.conf");
+    let check = Command::new(BIN).arg("check-config").arg("-c").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains(&format!("at {}:6 ", path.display())), "{stderr}");
+    assert!(stderr.contains("(inbound SPIs identify the SA and must be unique)"), "{stderr}");
+    // The world-readable file says how to fix it.
+    let path = dir.join("bad3.conf");
+    let check = Command::new(BIN).arg("check-config").arg("-c").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.trim_end().ends_with(&format!("(chmod 600 {})", path.display())), "{stderr}");
+    // And the same config with mode 600 is fine (so the checks above failed for their reason).
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = Command::new(BIN).arg("check-config").arg("-c").arg(&path).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    // Control: with it, the daemon does create its interface, so the state checks above can
+    // see one.
+    let socket = dir.join("good.vici");
+    let argv = [
+        BIN.as_ref(),
+        "daemon".as_ref(),
+        "-c".as_ref(),
+        path.as_os_str(),
+        "--socket".as_ref(),
+        socket.as_os_str(),
+    ];
+    let daemon = ns.spawn_logged(&argv, "good").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "{}", daemon.read_log().unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let running = net_state(ns);
+    // (No `ferroswan { tun { name } }` in these configs: the default name, ferro0.)
+    assert!(running.contains("ferro0: <POINTOPOINT"), "{running}");
+    assert!(running.contains("10.2.0.0/24 dev ferro0"), "{running}");
+    daemon.stop().unwrap();
 }
