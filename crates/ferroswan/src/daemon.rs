@@ -165,7 +165,7 @@ fn init_logging(level: LogLevel) {
         .try_init();
 }
 
-/// The largest inner packet every SA can carry within [`ASSUMED_PATH_MTU`] on the wire.
+/// The largest inner packet every SA can carry within `ASSUMED_PATH_MTU` on the wire.
 pub fn default_mtu(plan: &ManualPlan) -> u32 {
     plan.tables
         .outbound
