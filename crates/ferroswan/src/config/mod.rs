@@ -347,8 +347,10 @@ impl Config {
             }
         }
         if options.check_secret_permissions {
-            for file in secret_files(root, &tree.files) {
-                check_secret_file_permissions(&file)?;
+            // Reported at the file's first secret, so the error names a line to look at.
+            for (at, key) in secret_files(root, &tree.files) {
+                let file = at.file.clone();
+                check_permissions_at(&file, at, &format!("secrets ({key})"))?;
             }
         }
         Ok(Self {
@@ -387,11 +389,12 @@ fn template_names(root: &Section) -> Vec<String> {
     out
 }
 
-/// Files (among those actually read) that hold manual keys or `secrets`.
-fn secret_files(root: &Section, files: &[PathBuf]) -> Vec<PathBuf> {
-    fn all_keys(s: &Section, out: &mut Vec<PathBuf>) {
+/// Files (among those actually read) that hold manual keys or `secrets`, each with the
+/// location and name of its first secret.
+fn secret_files(root: &Section, files: &[PathBuf]) -> Vec<(Location, String)> {
+    fn all_keys(s: &Section, out: &mut Vec<(Location, String)>) {
         for kv in s.keys() {
-            out.push(kv.location.file.clone());
+            out.push((kv.location.clone(), kv.key.clone()));
         }
         for sub in s.sections() {
             all_keys(sub, out);
@@ -402,7 +405,7 @@ fn secret_files(root: &Section, files: &[PathBuf]) -> Vec<PathBuf> {
         for sa in m.sections() {
             for key in ["key_in", "key_out"] {
                 if let Some(kv) = sa.key(key) {
-                    found.push(kv.location.file.clone());
+                    found.push((kv.location.clone(), key.to_owned()));
                 }
             }
         }
@@ -410,23 +413,33 @@ fn secret_files(root: &Section, files: &[PathBuf]) -> Vec<PathBuf> {
     if let Some(s) = root.section("secrets") {
         all_keys(s, &mut found);
     }
-    let mut out: Vec<PathBuf> = files.iter().filter(|f| found.contains(f)).cloned().collect();
-    out.dedup();
+    let mut out: Vec<(Location, String)> = files
+        .iter()
+        .filter_map(|f| {
+            found.iter().filter(|(at, _)| at.file == *f).min_by_key(|(at, _)| at.line).cloned()
+        })
+        .collect();
+    out.dedup_by(|a, b| a.0.file == b.0.file);
     out
 }
 
 /// Refuses a secrets file that group or others may read (`mode & 0o077 != 0`).
 pub fn check_secret_file_permissions(path: &Path) -> Result<(), ConfigError> {
+    check_permissions_at(path, Location::new(path, 0), "secrets")
+}
+
+/// [`check_secret_file_permissions`], reporting at `at` (the file's first secret) and naming
+/// what it holds.
+fn check_permissions_at(path: &Path, at: Location, holds: &str) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| {
-        ConfigError::new(Location::new(path, 0), format!("cannot check permissions: {e}"))
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ConfigError::new(at.clone(), format!("cannot check permissions: {e}")))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(ConfigError::new(
-            Location::new(path, 0),
+            at,
             format!(
-                "'{}' holds secrets but is readable by group or others (mode {mode:03o})",
+                "'{}' holds {holds} but is readable by group or others (mode {mode:03o})",
                 path.display()
             ),
         )
@@ -1001,7 +1014,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "{p}:0: '{p}' holds secrets but is readable by group or others (mode 644) (chmod 600 {p})"
+                "{p}:8: '{p}' holds secrets (key_in) but is readable by group or others (mode 644) (chmod 600 {p})"
             )
         );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();

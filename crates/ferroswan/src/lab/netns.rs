@@ -653,8 +653,13 @@ impl Netns {
             &count.to_string(),
             "-i",
             "0.01",
+            // A deadline, not just a reply timeout: with -W alone, once one reply is in, ping
+            // waits only two round trips for the rest, so scheduling jitter on a loaded machine
+            // would count as loss. With -w it waits for `count` replies (or the deadline).
             "-W",
             "1",
+            "-w",
+            "10",
             &dst.to_string(),
         ];
         let mut cmd = self.command(&argv);

@@ -215,6 +215,15 @@ impl LabTunnel {
         let b = start_daemon(&gb.ns, dir, "gwb", &b_conf, &options.binary)?;
         Ok(Self { a, b, options })
     }
+
+    /// Starts only gateway A's daemon, with the same config as [`LabTunnel::start`]; gateway
+    /// B's side is left to something else (an independent ESP implementation in B's
+    /// namespace, keyed with [`lab_key`]: `seed` 1 for [`SPI_B_TO_A`], 0 for [`SPI_A_TO_B`]).
+    pub fn start_gateway_a(topo: &Topology, options: &TunnelOptions) -> Result<Daemon, Error> {
+        let (ga, gb) = (topo.gw_a(), topo.gw_b());
+        let a_conf = config(ga, gb, options, SPI_B_TO_A, SPI_A_TO_B)?;
+        start_daemon(&ga.ns, topo.log_dir(), "gwa", &a_conf, &options.binary)
+    }
 }
 
 /// Receives one TCP stream and prints `<bytes> <sha256>`.
