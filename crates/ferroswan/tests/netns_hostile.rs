@@ -418,7 +418,14 @@ fn bad_config_cases() -> Vec<(&'static str, String, u32, Vec<&'static str>, u32)
 /// `ip link` and routes of a namespace (to compare before and after a daemon start).
 fn net_state(ns: &Netns) -> String {
     let mut state = String::new();
-    for argv in [&["ip", "-o", "link"][..], &["ip", "-4", "route"], &["ip", "-6", "route"]] {
+    // Routes in every table (the daemon's live in its own table) and the policy rules.
+    for argv in [
+        &["ip", "-o", "link"][..],
+        &["ip", "-4", "route", "show", "table", "all"],
+        &["ip", "-6", "route", "show", "table", "all"],
+        &["ip", "-4", "rule"],
+        &["ip", "-6", "rule"],
+    ] {
         state.push_str(&String::from_utf8_lossy(&ns.run_ok(argv).unwrap().stdout));
     }
     state
@@ -500,6 +507,6 @@ fn bad_configs_are_refused_with_file_and_line() {
     let running = net_state(ns);
     // (No `ferroswan { tun { name } }` in these configs: the default name, ferro0.)
     assert!(running.contains("ferro0: <POINTOPOINT"), "{running}");
-    assert!(running.contains("10.2.0.0/24 dev ferro0"), "{running}");
+    assert!(running.contains("10.2.0.0/24 dev ferro0 table"), "{running}");
     daemon.stop().unwrap();
 }
