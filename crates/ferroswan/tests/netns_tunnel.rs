@@ -52,7 +52,13 @@ fn tunnel_case(encap: bool, ipv6_outer: bool, proposal: &str) {
 
     let status = tunnel.b.status(tunnel.options.binary.as_ref()).unwrap();
     assert!(status.contains("INSTALLED"), "{status}");
-    assert!(status.contains("21 packets"), "20 pings and the datagram arrived at B: {status}");
+    // At least 20 pings and the datagram arrived at B (ping may send a spare echo or two).
+    let packets_in: u64 = status
+        .lines()
+        .find(|l| l.trim_start().starts_with("in "))
+        .and_then(|l| l.split_whitespace().rev().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    assert!(packets_in >= 21, "{status}");
 }
 
 #[test]

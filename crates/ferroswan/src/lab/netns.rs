@@ -670,10 +670,14 @@ impl Netns {
             return Err(failed(&cmd, &out));
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
-        parse_ping(&stdout).ok_or_else(|| Error::UnexpectedOutput {
+        let summary = parse_ping(&stdout).ok_or_else(|| Error::UnexpectedOutput {
             command: show(&cmd),
             detail: format!("no \"N packets transmitted, M received\" line in: {stdout}"),
-        })
+        })?;
+        // With a deadline ping sends until `count` replies are in, so a reply still in flight
+        // can make it `count + 1`; "all answered" is `received == count`, and
+        // `1 - count / transmitted` stays a fair loss estimate.
+        Ok(PingSummary { received: summary.received.min(count), ..summary })
     }
 }
 
