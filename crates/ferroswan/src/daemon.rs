@@ -32,7 +32,7 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// Transmit queue of the TUN interface (packets the kernel holds for the outbound worker).
 const TUN_TXQUEUELEN: u32 = 5000;
 
-/// Path MTU assumed towards peers when the config sets no `tun.mtu`.
+/// Path MTU assumed towards a peer when the interface of the local address is not found.
 const ASSUMED_PATH_MTU: usize = 1500;
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -242,20 +242,30 @@ fn init_logging(level: LogLevel) {
         .try_init();
 }
 
-/// The largest inner packet every SA can carry within a 1500-byte path MTU on the wire.
+/// The largest inner packet every SA can carry: for each SA, the MTU of the interface holding
+/// its local address (the path MTU is at most that; [`ASSUMED_PATH_MTU`] when it is not found)
+/// minus the outer IP header, the UDP header with encapsulation, and the SA's ESP overhead.
 pub fn default_mtu(plan: &ManualPlan) -> u32 {
     plan.tables
         .outbound
         .iter()
         .map(|e| {
+            let link_mtu = crate::sys::ifaddr::interface_with_address(e.local)
+                .ok()
+                .flatten()
+                .and_then(|name| crate::sys::ifaddr::interface_mtu(&name).ok())
+                .and_then(|mtu| usize::try_from(mtu).ok())
+                .unwrap_or(ASSUMED_PATH_MTU);
             let (outer_ip, udp) = match e.dst {
                 Destination::Raw(ip) => (if ip.is_ipv6() { 40 } else { 20 }, 0),
                 Destination::Udp { remote, .. } => (if remote.is_ipv6() { 40 } else { 20 }, 8),
             };
-            e.sa.max_payload_len(ASSUMED_PATH_MTU - outer_ip - udp)
+            e.sa.max_payload_len(link_mtu.saturating_sub(outer_ip + udp))
         })
         .min()
-        .map_or(1400, |m| u32::try_from(m).unwrap_or(1400))
+        // IPv6 needs at least 1280 on every link; on a smaller path the kernel fragments the
+        // outer packets.
+        .map_or(1280, |m| u32::try_from(m).unwrap_or(1280).max(1280))
 }
 
 /// The TUN interface as the data plane sees it.

@@ -173,3 +173,26 @@ fn sigterm_leaves_nothing_behind() {
     let log = tunnel.a.process.read_log().unwrap_or_default();
     assert!(log.contains("SIGTERM"), "{log}");
 }
+
+/// The TUN's default MTU follows the MTU of the interface holding the SA's local address, so
+/// full-size inner packets still fit in one outer packet.
+#[test]
+#[ignore = "needs root; scripts/test runs it"]
+fn tun_mtu_follows_the_outgoing_interface() {
+    let topo = Topology::builder().build().unwrap();
+    for gw in [topo.gw_a(), topo.gw_b()] {
+        gw.ns.run_ok(&["ip", "link", "set", "wan0", "mtu", "1400"]).unwrap();
+    }
+    let _tunnel = LabTunnel::start(&topo, options("aes128gcm16", false, false)).unwrap();
+    let link = topo.gw_a().ns.run_ok(&["ip", "-o", "link", "show", "fsw0"]).unwrap();
+    let link = String::from_utf8_lossy(&link.stdout).into_owned();
+    // 1400 - 20 (outer IPv4) - 8 (ESP header) - 8 (IV) - 16 (ICV) - 2 (trailer), 4-aligned.
+    assert!(link.contains("mtu 1346"), "{link}");
+    // A full-size inner packet (1346 bytes: 1318 of ICMP payload) crosses without fragmenting.
+    let (lan_a, lan_b) = (topo.lan_a().unwrap(), topo.lan_b().unwrap());
+    let dst = lan_b.eth0.v4.to_string();
+    lan_a
+        .ns
+        .run_ok(&["ping", "-n", "-q", "-c", "3", "-w", "10", "-M", "do", "-s", "1318", &dst])
+        .unwrap();
+}

@@ -23,6 +23,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
+pub mod ifaddr;
 pub mod netlink;
 pub mod socket;
 pub mod tun;
