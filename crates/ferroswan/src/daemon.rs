@@ -320,12 +320,10 @@ impl Sockets {
     }
 
     fn receivers(&self) -> Vec<Arc<dyn NetRx>> {
-        let raw = self.raw.iter().map(|(_, s)| {
-            Arc::new(RawRx { sock: s.clone(), state: Mutex::new(RxState::new()) }) as Arc<dyn NetRx>
-        });
-        let udp = self.udp.iter().map(|(_, s)| {
-            Arc::new(UdpRx { sock: s.clone(), state: Mutex::new(RxState::new()) }) as Arc<dyn NetRx>
-        });
+        let raw =
+            self.raw.iter().map(|(_, s)| Arc::new(SocketRx::new(s.clone())) as Arc<dyn NetRx>);
+        let udp =
+            self.udp.iter().map(|(_, s)| Arc::new(SocketRx::new(s.clone())) as Arc<dyn NetRx>);
         raw.chain(udp).collect()
     }
 }
@@ -367,75 +365,96 @@ impl NetTx for Sockets {
     }
 }
 
-struct RxState<A> {
-    batch: Batch,
-    metas: Vec<sock::RecvMeta<A>>,
+/// A data-plane receiver over one of our sockets: its reusable `recvmmsg` state plus the
+/// conversion of the socket's metadata into the data plane's.
+struct SocketRx<S: RecvSocket> {
+    sock: Arc<S>,
+    state: Mutex<(Batch, Vec<sock::RecvMeta<S::Addr>>)>,
 }
 
-impl<A> RxState<A>
+impl<S: RecvSocket> SocketRx<S>
 where
-    sock::RecvMeta<A>: Default + Clone,
+    sock::RecvMeta<S::Addr>: Default + Clone,
 {
-    fn new() -> Self {
-        Self { batch: Batch::new(), metas: vec![sock::RecvMeta::<A>::default(); dataplane::BATCH] }
+    fn new(sock: Arc<S>) -> Self {
+        let metas = vec![sock::RecvMeta::<S::Addr>::default(); dataplane::BATCH];
+        Self { sock, state: Mutex::new((Batch::new(), metas)) }
     }
 }
 
-struct RawRx {
-    sock: Arc<EspSocket>,
-    state: Mutex<RxState<IpAddr>>,
+/// What [`SocketRx`] needs from a socket.
+trait RecvSocket: Send + Sync + 'static {
+    /// The sender address type in the socket's metadata.
+    type Addr: Copy + Send;
+
+    fn recv(
+        &self,
+        batch: &mut Batch,
+        bufs: &mut [PacketBuf],
+        metas: &mut [sock::RecvMeta<Self::Addr>],
+        timeout: Duration,
+    ) -> std::io::Result<usize>;
+
+    fn meta(sys: &sock::RecvMeta<Self::Addr>) -> RecvMeta;
 }
 
-impl NetRx for RawRx {
+impl RecvSocket for EspSocket {
+    type Addr = IpAddr;
+
+    fn recv(
+        &self,
+        batch: &mut Batch,
+        bufs: &mut [PacketBuf],
+        metas: &mut [sock::RecvMeta<IpAddr>],
+        timeout: Duration,
+    ) -> std::io::Result<usize> {
+        self.recv_batch(batch, bufs, metas, PacketBuf::DEFAULT_HEADROOM, timeout)
+    }
+
+    fn meta(sys: &sock::RecvMeta<IpAddr>) -> RecvMeta {
+        RecvMeta { src: SocketAddr::new(sys.src, 0), dst: sys.dst, carrier: Carrier::RawEsp }
+    }
+}
+
+impl RecvSocket for UdpSocket {
+    type Addr = SocketAddr;
+
+    fn recv(
+        &self,
+        batch: &mut Batch,
+        bufs: &mut [PacketBuf],
+        metas: &mut [sock::RecvMeta<SocketAddr>],
+        timeout: Duration,
+    ) -> std::io::Result<usize> {
+        self.recv_batch(batch, bufs, metas, PacketBuf::DEFAULT_HEADROOM, timeout)
+    }
+
+    fn meta(sys: &sock::RecvMeta<SocketAddr>) -> RecvMeta {
+        RecvMeta { src: sys.src, dst: sys.dst, carrier: Carrier::Udp }
+    }
+}
+
+impl<S: RecvSocket> NetRx for SocketRx<S>
+where
+    sock::RecvMeta<S::Addr>: Default + Clone,
+{
     fn recv_batch(
         &self,
         bufs: &mut [PacketBuf],
         metas: &mut [RecvMeta],
         timeout: Duration,
     ) -> std::io::Result<usize> {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let RxState { batch, metas: sys_metas } = &mut *st;
-        let n =
-            self.sock.recv_batch(batch, bufs, sys_metas, PacketBuf::DEFAULT_HEADROOM, timeout)?;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (batch, sys_metas) = &mut *state;
+        let n = self.sock.recv(batch, bufs, sys_metas, timeout)?;
         for ((meta, sys), buf) in
             metas.iter_mut().zip(sys_metas.iter()).zip(bufs.iter_mut()).take(n)
         {
             if sys.truncated {
+                // Cut short by the buffer: drop it as malformed rather than open a fragment.
                 buf.truncate(0);
             }
-            *meta = RecvMeta {
-                src: SocketAddr::new(sys.src, 0),
-                dst: sys.dst,
-                carrier: Carrier::RawEsp,
-            };
-        }
-        Ok(n)
-    }
-}
-
-struct UdpRx {
-    sock: Arc<UdpSocket>,
-    state: Mutex<RxState<SocketAddr>>,
-}
-
-impl NetRx for UdpRx {
-    fn recv_batch(
-        &self,
-        bufs: &mut [PacketBuf],
-        metas: &mut [RecvMeta],
-        timeout: Duration,
-    ) -> std::io::Result<usize> {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let RxState { batch, metas: sys_metas } = &mut *st;
-        let n =
-            self.sock.recv_batch(batch, bufs, sys_metas, PacketBuf::DEFAULT_HEADROOM, timeout)?;
-        for ((meta, sys), buf) in
-            metas.iter_mut().zip(sys_metas.iter()).zip(bufs.iter_mut()).take(n)
-        {
-            if sys.truncated {
-                buf.truncate(0);
-            }
-            *meta = RecvMeta { src: sys.src, dst: sys.dst, carrier: Carrier::Udp };
+            *meta = S::meta(sys);
         }
         Ok(n)
     }
