@@ -214,3 +214,22 @@ impl SeededRandom {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn null_key_exchange_agrees() {
+        let provider = null_provider();
+        let group = provider.ke.group(KeId::ECP_256).unwrap();
+        let a = group.generate(provider.secure_random).unwrap();
+        let b = group.generate(provider.secure_random).unwrap();
+        assert_eq!(a.public_value().len(), 64);
+        assert_eq!(a.agree(b.public_value()).unwrap(), b.agree(a.public_value()).unwrap());
+        let prf = provider.prf.prf(PrfId::PRF_HMAC_SHA2_256).unwrap();
+        assert_eq!(prf.prf(b"k", b"d").unwrap().len(), 32);
+    }
+}

@@ -36,9 +36,10 @@ pub trait Prf: Send + Sync {
         self.output_len()
     }
 
-    /// `Some(n)` for a PRF that only takes keys of exactly `n` bytes (AES-XCBC-PRF-128 and
-    /// AES-CMAC-PRF-128 take 16 after their own key adaptation, but RFC 7296 §2.14 still
-    /// splits `Ni | Nr` for them); `None` for the HMAC PRFs, which take a key of any length.
+    /// `Some(n)` for a PRF whose key has a fixed length of `n` bytes (AES-XCBC-PRF-128,
+    /// AES-CMAC-PRF-128: 16), `None` for a PRF that takes a key of any length (the HMAC PRFs).
+    /// [`crate::crypto::keys::skeyseed`] uses it to build the key from the nonces
+    /// (RFC 7296 §2.14).
     fn fixed_key_len(&self) -> Option<usize> {
         None
     }

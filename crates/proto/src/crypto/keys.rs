@@ -58,8 +58,10 @@ pub fn prf_plus(
 
 /// `SKEYSEED = prf(Ni | Nr, g^ir)` (RFC 7296 §2.14).
 ///
-/// For a PRF with a fixed key length ([`Prf::fixed_key_len`]) the key is the first half of
-/// that length taken from `Ni` and the second half from `Nr`, as §2.14 requires.
+/// For a PRF with a fixed key length of `n` bytes ([`Prf::fixed_key_len`]) whose nonces do
+/// not add up to `n`, the key is the first `n/2` bytes of `Ni` followed by the first `n/2`
+/// bytes of `Nr` (RFC 7296 §2.14: "half the bits must come from Ni and half from Nr, taking
+/// the first bits of each").
 pub fn skeyseed(
     prf: &dyn Prf,
     ni: &[u8],
@@ -68,17 +70,17 @@ pub fn skeyseed(
 ) -> Result<SecretBytes, CryptoError> {
     let mut key = SecretBytes::new(Vec::with_capacity(ni.len() + nr.len()));
     match prf.fixed_key_len() {
-        None => {
-            key.extend(ni);
-            key.extend(nr);
-        }
-        Some(n) => {
+        Some(n) if ni.len() + nr.len() != n => {
             let half = n / 2;
             let (Some(ni_half), Some(nr_half)) = (ni.get(..half), nr.get(..n - half)) else {
                 return Err(CryptoError::BadKeyLength);
             };
             key.extend(ni_half);
             key.extend(nr_half);
+        }
+        _ => {
+            key.extend(ni);
+            key.extend(nr);
         }
     }
     prf.prf(key.expose(), g_ir)
@@ -300,6 +302,39 @@ mod tests {
         let debug = format!("{keys:?}");
         assert!(debug.contains("redacted"));
         assert!(!debug.contains(&format!("{:?}", &all[..4])));
+    }
+
+    /// A PRF with a fixed 16-byte key that just returns its key, to see what SKEYSEED keys it.
+    struct FixedKeyPrf;
+
+    impl Prf for FixedKeyPrf {
+        fn id(&self) -> crate::wire::PrfId {
+            crate::wire::PrfId::PRF_AES128_XCBC
+        }
+        fn output_len(&self) -> usize {
+            16
+        }
+        fn fixed_key_len(&self) -> Option<usize> {
+            Some(16)
+        }
+        fn prf(&self, key: &[u8], _: &[u8]) -> Result<SecretBytes, CryptoError> {
+            Ok(SecretBytes::from(key))
+        }
+    }
+
+    #[test]
+    fn skeyseed_splits_nonces_for_fixed_key_prfs() {
+        let ni = [1u8; 32];
+        let nr = [2u8; 32];
+        let key = skeyseed(&FixedKeyPrf, &ni, &nr, b"g^ir").unwrap();
+        assert_eq!(key.expose(), [[1u8; 8], [2u8; 8]].concat());
+        // Nonces that add up to the key length are used as they are.
+        let key = skeyseed(&FixedKeyPrf, &ni[..10], &nr[..6], b"g^ir").unwrap();
+        assert_eq!(key.expose(), [&ni[..10], &nr[..6]].concat());
+        assert_eq!(
+            skeyseed(&FixedKeyPrf, &ni[..4], &nr[..4], b"g^ir"),
+            Err(CryptoError::BadKeyLength)
+        );
     }
 
     #[test]
