@@ -1,7 +1,8 @@
 //! The MODP primes of RFC 3526 (generator 2), big-endian.
 //!
 //! Generated from the formula of RFC 3526 (`2^n - 2^(n-64) - 1 + 2^64 * ([2^(n-130) pi] + k)`)
-//! and checked to be safe primes; they match the hexadecimal values printed in RFC 3526 §3-§5.
+//! and checked to be safe primes; they match the hexadecimal values printed in RFC 3526 §3-§5
+//! and AWS-LC's own copies in `crypto/fipsmodule/dh/dh.c`.
 
 /// The 2048-bit MODP group prime (RFC 3526 §3, IKEv2 group 14).
 pub(super) const MODP_2048: [u8; 256] = [

@@ -239,6 +239,17 @@ impl ChildKeys {
     pub fn inbound(&self, we_are_initiator: bool) -> &SecretBytes {
         if we_are_initiator { &self.responder_to_initiator } else { &self.initiator_to_responder }
     }
+
+    /// Splits into `(inbound, outbound)` key material for this side, ready for
+    /// [`crate::esp::SaParams::keymat`] of the inbound and outbound SA.
+    pub fn into_inbound_outbound(self, we_are_initiator: bool) -> (SecretBytes, SecretBytes) {
+        let Self { initiator_to_responder, responder_to_initiator } = self;
+        if we_are_initiator {
+            (responder_to_initiator, initiator_to_responder)
+        } else {
+            (initiator_to_responder, responder_to_initiator)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -357,6 +368,9 @@ mod tests {
         assert_eq!(keys.outbound(true), &keys.initiator_to_responder);
         assert_eq!(keys.inbound(true), &keys.responder_to_initiator);
         assert_eq!(keys.outbound(false), keys.inbound(true));
+        let (inbound, outbound) = keys.clone().into_inbound_outbound(false);
+        assert_eq!(&inbound, keys.outbound(true));
+        assert_eq!(&outbound, keys.inbound(true));
 
         let pfs = ChildKeys::derive(&TEST_PRF, b"skd", Some(b"gir"), b"ni", b"nr", &suite).unwrap();
         let all = prf_plus(&TEST_PRF, b"skd", b"girninr", 2 * 48).unwrap();
