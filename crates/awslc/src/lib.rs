@@ -8,6 +8,17 @@
 //!   HMAC-MD5-96 (RFC 2403). Legacy is an explicit opt-in: pick it only when a configuration
 //!   names a legacy algorithm.
 //!
+//! # IKEv2 transforms
+//!
+//! | Kind | Transforms | RFC | Implementation |
+//! |---|---|---|---|
+//! | PRF | `PRF_HMAC_SHA1`, `PRF_HMAC_SHA2_256/384/512` | 2104, 4868 | aws-lc-rs `hmac` |
+//! | KE | `ECP_256`, `ECP_384`, `ECP_521` | 5903 | aws-lc-rs `agreement` |
+//! | KE | `CURVE25519` | 8031 | aws-lc-rs `agreement` |
+//! | KE | `MODP_2048`, `MODP_3072`, `MODP_4096` | 3526 | `crypto-bigint` (constant-time modexp) |
+//!
+//! The key schedule on top of them is `ferroswan_proto::crypto::keys`.
+//!
 //! Randomness comes from [`AwsLcRng`] (AWS-LC's `RAND_bytes`, the source behind
 //! `aws_lc_rs::rand::SystemRandom`).
 //!
@@ -65,19 +76,20 @@
 use ferroswan_proto::crypto::{CryptoError, CryptoProvider, SecureRandom};
 
 mod esp;
+mod ike;
 
 #[doc(hidden)]
 pub mod primitives;
 
 /// The provider with modern algorithms only (no 3DES, no HMAC-MD5).
 pub const DEFAULT_PROVIDER: CryptoProvider =
-    CryptoProvider::new(&esp::AwsLcEsp { legacy: false }, &AwsLcRng);
+    CryptoProvider::new(&esp::AwsLcEsp { legacy: false }, &ike::AwsLcPrf, &ike::AwsLcKe, &AwsLcRng);
 
 /// [`DEFAULT_PROVIDER`] plus the legacy transforms 3DES-CBC and HMAC-MD5-96.
 ///
 /// Use it only when a configuration explicitly names a legacy algorithm.
 pub const LEGACY_PROVIDER: CryptoProvider =
-    CryptoProvider::new(&esp::AwsLcEsp { legacy: true }, &AwsLcRng);
+    CryptoProvider::new(&esp::AwsLcEsp { legacy: true }, &ike::AwsLcPrf, &ike::AwsLcKe, &AwsLcRng);
 
 /// Returns [`DEFAULT_PROVIDER`].
 pub fn default_provider() -> CryptoProvider {

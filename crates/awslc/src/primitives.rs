@@ -9,8 +9,8 @@
 //! [`EspProvider`]: ferroswan_proto::crypto::EspProvider
 
 use aws_lc_rs::hmac as lc_hmac;
-use ferroswan_proto::crypto::CryptoError;
-use ferroswan_proto::wire::IntegId;
+use ferroswan_proto::crypto::{CryptoError, KeSecret};
+use ferroswan_proto::wire::{IntegId, KeId};
 use hmac::{Hmac, Mac};
 use md5::Md5;
 
@@ -31,4 +31,16 @@ pub fn hmac(integ: IntegId, key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoEr
         _ => return Err(CryptoError::Unsupported),
     };
     Ok(lc_hmac::sign(&lc_hmac::Key::new(algorithm, key), data).as_ref().to_vec())
+}
+
+/// A key exchange secret built from a known private value instead of fresh randomness: the
+/// big-endian scalar for the ECP groups (RFC 5903 §8), the RFC 7748 scalar bytes for
+/// Curve25519, the big-endian exponent (as long as the prime) for the MODP groups.
+pub fn ke_from_private(id: KeId, private: &[u8]) -> Result<Box<dyn KeSecret>, CryptoError> {
+    crate::ike::from_private(id, private)
+}
+
+/// The RFC 3526 prime of a MODP group this crate implements, big-endian.
+pub fn modp_prime(id: KeId) -> Option<&'static [u8]> {
+    crate::ike::modp_prime(id)
 }

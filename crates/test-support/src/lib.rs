@@ -13,16 +13,116 @@ pub mod packets;
 use std::sync::Mutex;
 
 use ferroswan_proto::crypto::{
-    CryptoError, CryptoProvider, EspAad, EspCipher, EspKeys, EspProvider, EspSuite, SecureRandom,
+    CryptoError, CryptoProvider, EspAad, EspCipher, EspKeys, EspProvider, EspSuite, KeGroup,
+    KeProvider, KeSecret, Prf, PrfProvider, SecretBytes, SecureRandom, ke_public_len,
 };
+use ferroswan_proto::wire::{KeId, PrfId};
 
 /// A crypto provider that provides NO SECURITY: every ESP suite "encrypts" with the identity
-/// function and carries an all-zero ICV that always verifies. For fuzzing and simulations only.
+/// function and carries an all-zero ICV that always verifies; the PRFs are a keyed FNV-style
+/// mix; every key exchange method's "public value" is the private value itself and the shared
+/// secret is their XOR. For fuzzing and simulations only.
 pub fn null_provider() -> CryptoProvider {
     static ESP: NullEsp = NullEsp;
     static RANDOM: Mutex<SeededRandom> = Mutex::new(SeededRandom::new(0x5eed));
     static SHARED: SharedRandom = SharedRandom(&RANDOM);
-    CryptoProvider::new(&ESP, &SHARED)
+    CryptoProvider::new(&ESP, &NullPrfs, &NullKe, &SHARED)
+}
+
+struct NullPrfs;
+
+static NULL_PRFS: [NullPrf; 4] = [
+    NullPrf(PrfId::PRF_HMAC_SHA1, 20),
+    NullPrf(PrfId::PRF_HMAC_SHA2_256, 32),
+    NullPrf(PrfId::PRF_HMAC_SHA2_384, 48),
+    NullPrf(PrfId::PRF_HMAC_SHA2_512, 64),
+];
+
+impl PrfProvider for NullPrfs {
+    fn prf(&self, id: PrfId) -> Option<&'static dyn Prf> {
+        NULL_PRFS.iter().find(|p| p.0 == id).map(|p| p as &'static dyn Prf)
+    }
+}
+
+/// Deterministic, insecure stand-in for a PRF with the output length of the real one.
+struct NullPrf(PrfId, usize);
+
+impl Prf for NullPrf {
+    fn id(&self) -> PrfId {
+        self.0
+    }
+    fn output_len(&self) -> usize {
+        self.1
+    }
+    fn prf(&self, key: &[u8], data: &[u8]) -> Result<SecretBytes, CryptoError> {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in key.iter().chain([0xffu8].iter()).chain(data) {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut out = Vec::with_capacity(self.1);
+        while out.len() < self.1 {
+            h = (h ^ 0x5a).wrapping_mul(0x0100_0000_01b3);
+            out.extend_from_slice(&h.to_be_bytes());
+        }
+        out.truncate(self.1);
+        Ok(SecretBytes::new(out))
+    }
+}
+
+struct NullKe;
+
+static NULL_GROUPS: [NullGroup; 8] = [
+    NullGroup(KeId::MODP_2048),
+    NullGroup(KeId::MODP_3072),
+    NullGroup(KeId::MODP_4096),
+    NullGroup(KeId::ECP_256),
+    NullGroup(KeId::ECP_384),
+    NullGroup(KeId::ECP_521),
+    NullGroup(KeId::CURVE25519),
+    NullGroup(KeId::MODP_1536),
+];
+
+impl KeProvider for NullKe {
+    fn group(&self, id: KeId) -> Option<&'static dyn KeGroup> {
+        NULL_GROUPS.iter().find(|g| g.0 == id).map(|g| g as &'static dyn KeGroup)
+    }
+}
+
+/// Insecure stand-in for a key exchange method with the public value length of the real one.
+struct NullGroup(KeId);
+
+impl KeGroup for NullGroup {
+    fn id(&self) -> KeId {
+        self.0
+    }
+    fn public_len(&self) -> usize {
+        ke_public_len(self.0).unwrap_or(32)
+    }
+    fn generate(&self, rng: &dyn SecureRandom) -> Result<Box<dyn KeSecret>, CryptoError> {
+        let mut value = vec![0u8; self.public_len()];
+        rng.fill(&mut value)?;
+        Ok(Box::new(NullSecret { id: self.0, value }))
+    }
+}
+
+struct NullSecret {
+    id: KeId,
+    value: Vec<u8>,
+}
+
+impl KeSecret for NullSecret {
+    fn id(&self) -> KeId {
+        self.id
+    }
+    fn public_value(&self) -> &[u8] {
+        &self.value
+    }
+    fn agree(&self, peer_public: &[u8]) -> Result<SecretBytes, CryptoError> {
+        if peer_public.len() != self.value.len() {
+            return Err(CryptoError::InvalidPublicValue);
+        }
+        Ok(SecretBytes::new(self.value.iter().zip(peer_public).map(|(a, b)| a ^ b).collect()))
+    }
 }
 
 struct SharedRandom(&'static Mutex<SeededRandom>);
@@ -112,5 +212,24 @@ impl SeededRandom {
                 *d = s;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn null_key_exchange_agrees() {
+        let provider = null_provider();
+        let group = provider.ke.group(KeId::ECP_256).unwrap();
+        let a = group.generate(provider.secure_random).unwrap();
+        let b = group.generate(provider.secure_random).unwrap();
+        assert_eq!(a.public_value().len(), 64);
+        assert_eq!(a.agree(b.public_value()).unwrap(), b.agree(a.public_value()).unwrap());
+        let prf = provider.prf.prf(PrfId::PRF_HMAC_SHA2_256).unwrap();
+        assert_eq!(prf.prf(b"k", b"d").unwrap().len(), 32);
     }
 }

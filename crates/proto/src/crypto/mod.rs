@@ -16,9 +16,19 @@
 //!
 //! Key material is split the way RFC 7296 §2.17 takes KEYMAT: the encryption key first (for the
 //! AEADs including the 4-byte salt, RFC 4106 §8.1 and RFC 7634 §4), then the integrity key.
+//!
+//! # IKE
+//!
+//! The IKE SA needs a pseudorandom function ([`PrfProvider`], [`Prf`]) and key exchange methods
+//! ([`KeProvider`], [`KeGroup`], [`KeSecret`]). The key schedule on top of them (SKEYSEED,
+//! `prf+`, the `SK_*` split, CHILD_SA KEYMAT) is pure code in [`keys`].
 
+mod ike;
+pub mod keys;
 #[cfg(test)]
 pub(crate) mod test_provider;
+
+pub use ike::{KeGroup, KeProvider, KeSecret, Prf, PrfProvider, ke_public_len};
 
 use core::fmt;
 
@@ -35,6 +45,10 @@ use crate::wire::{EncrId, IntegId};
 pub struct CryptoProvider {
     /// ESP ciphers (encryption + integrity, or AEAD).
     pub esp: &'static dyn EspProvider,
+    /// IKEv2 pseudorandom functions (Transform Type 2).
+    pub prf: &'static dyn PrfProvider,
+    /// IKEv2 key exchange methods (Transform Type 4).
+    pub ke: &'static dyn KeProvider,
     /// The source of randomness for IVs, SPIs, nonces and keys.
     pub secure_random: &'static dyn SecureRandom,
 }
@@ -43,9 +57,11 @@ impl CryptoProvider {
     /// Builds a provider from its parts (for provider crates outside this one).
     pub const fn new(
         esp: &'static dyn EspProvider,
+        prf: &'static dyn PrfProvider,
+        ke: &'static dyn KeProvider,
         secure_random: &'static dyn SecureRandom,
     ) -> Self {
-        Self { esp, secure_random }
+        Self { esp, prf, ke, secure_random }
     }
 }
 
@@ -85,6 +101,14 @@ pub enum CryptoError {
     /// The library reported an internal failure.
     #[error("crypto library failure")]
     Internal,
+    /// The peer's key exchange public value is invalid (wrong length, not on the curve, out
+    /// of range) or yields a degenerate shared secret.
+    #[error("invalid key exchange public value")]
+    InvalidPublicValue,
+    /// More output was requested than the function can produce (`prf+` stops at 255 blocks,
+    /// RFC 7296 §2.13).
+    #[error("requested output is too long")]
+    TooLong,
 }
 
 /// Which transforms an ESP SA uses: an encryption transform with its key size and, unless the
@@ -362,6 +386,17 @@ impl SecretBytes {
     /// Whether there are no bytes.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Zeroizes the bytes and empties the buffer (the allocation is kept).
+    pub(crate) fn clear(&mut self) {
+        self.0.zeroize();
+    }
+
+    /// Appends `bytes`. Callers reserve the capacity up front, so no reallocation leaves a
+    /// copy of the secret behind.
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
     }
 }
 

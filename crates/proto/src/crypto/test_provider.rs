@@ -1,5 +1,6 @@
-//! A provider for the core's own unit tests, built on a pure-Rust dev-dependency
-//! (RustCrypto ChaCha20-Poly1305), so `ferroswan-proto` never depends on a provider crate.
+//! A provider for the core's own unit tests, built on pure-Rust dev-dependencies
+//! (RustCrypto ChaCha20-Poly1305, HMAC-SHA-256), so `ferroswan-proto` never depends on a
+//! provider crate.
 //!
 //! NOT a real ESP implementation: every suite is ChaCha20-Poly1305 underneath, with the IV and
 //! block sizes of the suite it stands in for, so the engine's layout, padding and alignment
@@ -11,13 +12,55 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::*;
+use crate::wire::{KeId, PrfId};
 
 pub(crate) static TEST_ESP: TestEsp = TestEsp;
 pub(crate) static TEST_RANDOM: CounterRandom = CounterRandom(AtomicU64::new(1));
-pub(crate) static TEST_PROVIDER: CryptoProvider =
-    CryptoProvider { esp: &TEST_ESP, secure_random: &TEST_RANDOM };
+pub(crate) static TEST_PRF: TestPrf = TestPrf;
+pub(crate) static TEST_PROVIDER: CryptoProvider = CryptoProvider {
+    esp: &TEST_ESP,
+    prf: &TestPrfProvider,
+    ke: &NoKe,
+    secure_random: &TEST_RANDOM,
+};
+
+/// PRF_HMAC_SHA2_256 only, from RustCrypto `hmac` + `sha2`.
+pub(crate) struct TestPrfProvider;
+
+impl PrfProvider for TestPrfProvider {
+    fn prf(&self, id: PrfId) -> Option<&'static dyn Prf> {
+        (id == PrfId::PRF_HMAC_SHA2_256).then_some(&TEST_PRF as &'static dyn Prf)
+    }
+}
+
+pub(crate) struct TestPrf;
+
+impl Prf for TestPrf {
+    fn id(&self) -> PrfId {
+        PrfId::PRF_HMAC_SHA2_256
+    }
+    fn output_len(&self) -> usize {
+        32
+    }
+    fn prf(&self, key: &[u8], data: &[u8]) -> Result<SecretBytes, CryptoError> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+        mac.update(data);
+        Ok(SecretBytes::new(mac.finalize().into_bytes().to_vec()))
+    }
+}
+
+/// No key exchange methods.
+pub(crate) struct NoKe;
+
+impl KeProvider for NoKe {
+    fn group(&self, _: KeId) -> Option<&'static dyn KeGroup> {
+        None
+    }
+}
 
 pub(crate) struct CounterRandom(AtomicU64);
 
