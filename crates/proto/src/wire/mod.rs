@@ -27,6 +27,7 @@
 
 pub mod ah;
 pub mod esp;
+pub mod ikev2;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
