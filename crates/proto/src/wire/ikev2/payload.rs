@@ -298,8 +298,10 @@ pub enum Payload {
 impl Payload {
     /// Parses one payload of a chain.
     pub fn parse(raw: &RawPayload<'_>) -> Result<Self> {
-        let known = raw.ty.name().is_some() && raw.ty != PayloadType::NONE;
-        if !known {
+        if raw.ty == PayloadType::NONE {
+            return Err(Error::Malformed { what: "payload type NONE" });
+        }
+        if raw.ty.name().is_none() {
             return Ok(Self::Unknown {
                 ty: raw.ty,
                 critical: raw.critical,
@@ -424,6 +426,12 @@ impl Payload {
     /// first inner payload's type. Fails if the payload is longer than 65535 bytes or one of
     /// its length fields overflows.
     pub fn emit(&self, next: PayloadType, out: &mut Vec<u8>) -> Result<()> {
+        if let Self::Unknown { ty, .. } = self
+            && ty.name().is_some()
+        {
+            // It would parse back as the typed payload, or end the chain (NONE).
+            return Err(Error::Malformed { what: "unknown payload with a known type" });
+        }
         let start = out.len();
         out.push(self.inner_first().unwrap_or(next).0);
         out.push(if self.critical() { CRITICAL } else { 0 });
@@ -440,10 +448,14 @@ pub fn parse_chain(first: PayloadType, bytes: &[u8]) -> Result<Vec<Payload>> {
 }
 
 /// Appends `payloads` as a chain to `out` and returns the type of the first one (`NONE` if
-/// there are none), for the IKE header or an SK payload's Next Payload.
+/// there are none), for the IKE header or an SK payload's Next Payload. Fails if an SK or SKF
+/// payload is not last, or a payload fails to emit.
 pub fn emit_chain(payloads: &[Payload], out: &mut Vec<u8>) -> Result<PayloadType> {
     let mut iter = payloads.iter().peekable();
     while let Some(payload) = iter.next() {
+        if payload.inner_first().is_some() && iter.peek().is_some() {
+            return Err(Error::Malformed { what: "payload after SK" });
+        }
         let next = iter.peek().map_or(PayloadType::NONE, |p| p.ty());
         payload.emit(next, out)?;
     }

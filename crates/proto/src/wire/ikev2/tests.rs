@@ -342,6 +342,21 @@ fn emit_rejects_what_does_not_fit() {
         }],
     };
     assert!(ts.emit(&mut out).is_err());
+    // Unknown payloads must have an unknown type, and SK must be last.
+    for ty in [PayloadType::NONE, PayloadType::NONCE] {
+        let p = Payload::Unknown { ty, critical: false, body: vec![] };
+        assert_eq!(
+            p.emit(PayloadType::NONE, &mut out),
+            Err(Error::Malformed { what: "unknown payload with a known type" })
+        );
+    }
+    let sk = Payload::Sk(Sk { first_payload: PayloadType::NONE, body: vec![] });
+    let nonce = Payload::Nonce(Nonce { data: vec![1] });
+    assert_eq!(
+        emit_chain(&[sk.clone(), nonce.clone()], &mut out),
+        Err(Error::Malformed { what: "payload after SK" })
+    );
+    assert_eq!(emit_chain(&[nonce, sk], &mut Vec::new()), Ok(PayloadType::NONCE));
 }
 
 fn ike_sa_init() -> Message {
