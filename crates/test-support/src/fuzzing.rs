@@ -6,7 +6,7 @@
 
 use ferroswan_proto::crypto::{EspSuite, SecretBytes};
 use ferroswan_proto::esp::{InboundSa, Lifetime, Mode, PacketBuf, SaParams};
-use ferroswan_proto::wire::{EncrId, IntegId};
+use ferroswan_proto::wire::{EncrId, IntegId, ikev2};
 
 use ferroswan_proto::wire::{
     self, AhPacket, AhRepr, EspPacket, EspRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
@@ -84,4 +84,25 @@ pub fn wire_parsers(data: &[u8]) {
     round_trip!(data, EspPacket, EspRepr, |_: &EspRepr| 0);
     round_trip!(data, AhPacket, AhRepr, |_: &AhRepr| 0);
     round_trip!(data, UdpPacket, UdpRepr, |r: &UdpRepr| r.payload_len);
+}
+
+/// Parses `data` as an IKEv2 message; if it parses, emitting it must give back `data` exactly
+/// (rustls `fuzz_message`). An SK or SKF payload's body is also walked as if it were the
+/// decrypted payload chain, so the fuzzer reaches the inner payload parsers.
+pub fn ikev2_message(data: &[u8]) {
+    let Ok(msg) = ikev2::Message::parse(data) else { return };
+    let _ = msg.unsupported_critical();
+    assert_eq!(msg.emit().as_deref(), Ok(data), "IKEv2 message emit/parse round trip");
+    for payload in &msg.payloads {
+        let (first, body) = match payload {
+            ikev2::Payload::Sk(sk) => (sk.first_payload, &sk.body),
+            ikev2::Payload::Skf(skf) => (skf.first_payload, &skf.body),
+            _ => continue,
+        };
+        if let Ok(inner) = ikev2::parse_chain(first, body) {
+            let mut out = Vec::new();
+            assert_eq!(ikev2::emit_chain(&inner, &mut out), Ok(first), "inner first payload");
+            assert_eq!(&out, body, "inner payload chain round trip");
+        }
+    }
 }

@@ -27,6 +27,7 @@
 
 pub mod ah;
 pub mod esp;
+pub mod ikev2;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
@@ -141,6 +142,11 @@ mod tests {
         let _ = ipv4::esp_insertion_point(bytes);
         let _ = udp_encap::classify(bytes);
         let _ = esp::parse_trailer(bytes);
+        if let Ok(msg) = ikev2::Message::parse(bytes) {
+            assert_eq!(msg.emit().as_deref(), Ok(bytes));
+        }
+        let _ = ikev2::parse_chain(ikev2::PayloadType::SA, bytes);
+        let _ = ikev2::parse_chain(ikev2::PayloadType::TSI, bytes);
     }
 
     /// Bytes that look like an IPv4 or IPv6 packet: the version and length fields agree with
