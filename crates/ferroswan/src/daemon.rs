@@ -243,7 +243,7 @@ fn init_logging(level: LogLevel) {
 }
 
 /// The largest inner packet every SA can carry: for each SA, the MTU of the interface holding
-/// its local address (the path MTU is at most that; [`ASSUMED_PATH_MTU`] when it is not found)
+/// its local address (the path MTU is at most that; 1500 when it is not found)
 /// minus the outer IP header, the UDP header with encapsulation, and the SA's ESP overhead.
 pub fn default_mtu(plan: &ManualPlan) -> u32 {
     plan.tables
