@@ -14,6 +14,7 @@
 //!   packet takes, and whether a decrypted inbound packet was allowed on its SA.
 //! - [`esp`]: ESP SA processing (RFC 4303): seal and open in place, sequence numbers with ESN,
 //!   the anti-replay window, padding, TFC, lifetimes and per-SA counters.
+//! - [`ikev2`]: IKEv2 protocol logic; so far [`ikev2::proposal`], SA proposal negotiation.
 //!
 //! Start with [`esp::OutboundSa`] and [`esp::InboundSa`] for the data path, and
 //! [`policy::Spd`] for packet-to-SA lookup.
@@ -24,5 +25,6 @@
 
 pub mod crypto;
 pub mod esp;
+pub mod ikev2;
 pub mod policy;
 pub mod wire;
