@@ -51,7 +51,9 @@ pub struct ProposalSpec {
     /// Encryption transforms with their key size in bits (`0`: no Key Length attribute, for
     /// fixed-size ciphers such as 3DES and ChaCha20-Poly1305).
     pub encr: Vec<(EncrId, u16)>,
-    /// Pseudorandom functions (IKE only; ignored for ESP).
+    /// Pseudorandom functions (IKE only; ignored for ESP). Empty for IKE means the PRFs that
+    /// go with the integrity transforms (`aes128-sha256-modp2048` implies `prfsha256`), as
+    /// strongSwan's `check_proposal` derives them.
     pub prf: Vec<PrfId>,
     /// Integrity transforms; empty with AEAD ciphers. [`IntegId::NONE`] entries are ignored.
     pub integ: Vec<IntegId>,
@@ -298,6 +300,11 @@ pub fn select(
 
 /// The initiator's check of the responder's `chosen` proposal against the proposals we sent
 /// (numbered from 1 in order, as [`ProposalSpec::to_wire`] numbers them).
+///
+/// Every transform must be one we offered under that number, at most one per type, and every
+/// type the protocol needs must be there. Leniencies, as on the responder side: an ESP answer
+/// without ESN means `noesn` (if we offered it), and one without KE means no PFS (if we
+/// offered `none`). The SPI is not checked here.
 pub fn check_response(
     offered_by_us: &[ProposalSpec],
     chosen: &Proposal,
@@ -478,7 +485,18 @@ impl Lists {
             spec.encr.iter().map(|&(id, bits)| Alg { id: id.0, key_bits: bits }).collect();
         by_type.insert(TransformType::ENCR, encr);
         if ike {
-            by_type.insert(TransformType::PRF, spec.prf.iter().map(|p| Alg::new(p.0)).collect());
+            let prf: Vec<Alg> = if spec.prf.is_empty() {
+                let mut implied: Vec<Alg> = Vec::new();
+                for prf in spec.integ.iter().filter_map(|i| prf_for_integ(*i)) {
+                    if !implied.contains(&Alg::new(prf.0)) {
+                        implied.push(Alg::new(prf.0));
+                    }
+                }
+                implied
+            } else {
+                spec.prf.iter().map(|p| Alg::new(p.0)).collect()
+            };
+            by_type.insert(TransformType::PRF, prf);
         }
         let integ = spec.integ.iter().filter(|i| **i != IntegId::NONE).map(|i| Alg::new(i.0));
         by_type.insert(TransformType::INTEG, integ.collect());
@@ -584,6 +602,20 @@ impl Chosen {
         }
         .filter(|_| self.protocol == protocol)
     }
+}
+
+/// The PRF that goes with an integrity transform, for IKE proposals that name none.
+fn prf_for_integ(integ: IntegId) -> Option<PrfId> {
+    Some(match integ {
+        IntegId::AUTH_HMAC_MD5_96 => PrfId::PRF_HMAC_MD5,
+        IntegId::AUTH_HMAC_SHA1_96 => PrfId::PRF_HMAC_SHA1,
+        IntegId::AUTH_AES_XCBC_96 => PrfId::PRF_AES128_XCBC,
+        IntegId::AUTH_AES_CMAC_96 => PrfId::PRF_AES128_CMAC,
+        IntegId::AUTH_HMAC_SHA2_256_128 => PrfId::PRF_HMAC_SHA2_256,
+        IntegId::AUTH_HMAC_SHA2_384_192 => PrfId::PRF_HMAC_SHA2_384,
+        IntegId::AUTH_HMAC_SHA2_512_256 => PrfId::PRF_HMAC_SHA2_512,
+        _ => return None,
+    })
 }
 
 /// Why a pair of proposals did not match, and how far it got.
@@ -1046,6 +1078,18 @@ mod tests {
             let got = chosen(&offered, &configured, C);
             assert!(no_common(ty)(&got), "row {i}: {got:?}");
         }
+    }
+
+    #[test]
+    fn ike_prf_is_implied_by_integ() {
+        let configured = [ike("aes128-sha256-sha1-modp2048")];
+        assert_eq!(configured[0].to_string(), "aes128-sha256-sha1-prfsha256-prfsha1-modp2048");
+        let offered = offer(&[ike("aes128-sha1-prfsha1-modp2048")]);
+        let sel = select(&offered, &configured, Preference::Configured).unwrap();
+        assert_eq!(
+            Lists::from_wire(&sel.to_wire(vec![])).to_string(),
+            "aes128-sha1-prfsha1-modp2048"
+        );
     }
 
     #[test]
