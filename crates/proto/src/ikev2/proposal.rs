@@ -24,8 +24,10 @@
 //! - ESP's KE is optional: with no KE configured, an offer that includes `none` is accepted
 //!   without PFS; a configured list that includes `none` accepts an offer without KE. A chosen
 //!   `none` is not echoed (strongSwan drops transforms with ID 0 other than ESN).
-//! - ESN: a configured ESP proposal without ESN means `noesn`, and so does an offer without an
-//!   ESN transform (strongSwan adds `NO_EXT_SEQ_NUMBERS` to such proposals).
+//! - ESN: a configured ESP proposal without ESN means `noesn` (strongSwan's `check_proposal`
+//!   adds `NO_EXT_SEQ_NUMBERS`). An offer without an ESN transform is also read as `noesn`,
+//!   and then no ESN is echoed; strongSwan is stricter there and rejects such an offer, as
+//!   ESN is mandatory in ESP proposals (RFC 7296 §3.3.3).
 //! - Transform IDs we do not know are skipped, never an error. A transform with an attribute
 //!   other than Key Length is skipped too. A proposal with a transform *type* we do not know is
 //!   unacceptable (RFC 7296 §3.3.6), but the next proposal is still tried. Additional key
