@@ -310,8 +310,10 @@ pub struct Child {
     pub name: String,
     /// Where the section starts.
     pub location: Location,
-    /// `ah_proposals` (default none: ESP is used).
-    pub ah_proposals: Vec<EspProposal>,
+    /// `ah_proposals` (default none: ESP is used). AH is not implemented, so the proposal
+    /// strings are kept verbatim (not checked against the ESP keyword table, which requires
+    /// a cipher).
+    pub ah_proposals: Vec<(String, Location)>,
     /// `esp_proposals` (default `default`).
     pub esp_proposals: Vec<EspProposal>,
     /// `sha256_96`: truncate HMAC-SHA-256 to 96 bits (default no).
@@ -1071,9 +1073,9 @@ fn lifetimes(rekey: Option<u64>, life: Option<u64>, rand: Option<u64>, default: 
 
 fn child(s: &Section, place: &str) -> Result<Child, ConfigError> {
     super::check_names(s, place, CHILD_KEYS, &[])?;
-    let esp = |key: &str, default: fn() -> Vec<EspProposal>| match get(s, key) {
-        None => Ok(default()),
-        Some(kv) => proposal::parse_esp_proposals(&kv.value).map_err(|e| proposal_err(kv, &e)),
+    let esp_proposals = match get(s, "esp_proposals") {
+        None => proposal::default_esp_proposals(),
+        Some(kv) => proposal::parse_esp_proposals(&kv.value).map_err(|e| proposal_err(kv, &e))?,
     };
     let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
     let [rekey_time, life_time, rand_time] = lifetimes(
@@ -1104,8 +1106,8 @@ fn child(s: &Section, place: &str) -> Result<Child, ConfigError> {
     Ok(Child {
         name: s.name().to_owned(),
         location: s.location().clone(),
-        ah_proposals: esp("ah_proposals", Vec::new)?,
-        esp_proposals: esp("esp_proposals", proposal::default_esp_proposals)?,
+        ah_proposals: list(s, "ah_proposals"),
+        esp_proposals,
         sha256_96: boolean(get(s, "sha256_96"), false)?,
         local_ts: traffic_selectors(s, "local_ts")?,
         remote_ts: traffic_selectors(s, "remote_ts")?,
@@ -1183,4 +1185,560 @@ fn child(s: &Section, place: &str) -> Result<Child, ConfigError> {
         start_action: action(s, "start_action", Action::NONE)?,
         close_action: action(s, "close_action", Action::NONE)?,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::super::{Config, LoadOptions};
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_str_with(
+            text,
+            "/virtual/swanctl.conf",
+            &LoadOptions::default().check_secret_permissions(false),
+        )
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    fn conn(body: &str) -> String {
+        format!("connections {{\n c {{\n{body}\n }}\n}}\n")
+    }
+
+    fn child_conf(body: &str) -> String {
+        conn(&format!("  children {{\n   k {{\n{body}\n   }}\n  }}"))
+    }
+
+    const GW_GW_PSK: &str = "\
+# gateway-to-gateway with a preshared key (swanctl.conf(5) style)
+connections {
+    gw-gw {
+        local_addrs  = 192.168.0.1
+        remote_addrs = 192.168.0.2
+        proposals = aes128-sha256-x25519
+        local {
+            auth = psk
+            id = moon.strongswan.org
+        }
+        remote {
+            auth = psk
+            id = sun.strongswan.org
+        }
+        children {
+            net-net {
+                local_ts  = 10.1.0.0/16
+                remote_ts = 10.2.0.0/16
+                esp_proposals = aes128gcm16-x25519
+                start_action = trap
+                dpd_action = restart
+            }
+        }
+        version = 2
+        dpd_delay = 30s
+    }
+}
+secrets {
+    ike-1 {
+        id-moon = moon.strongswan.org
+        id-sun = sun.strongswan.org
+        secret = 0sv+NkxY9LLZvwj4qCC2o/gGrWDF2d21jL
+    }
+}
+";
+
+    const ROADWARRIOR: &str = "\
+connections {
+    rw {
+        pools = rw_pool
+        local {
+            auth = pubkey
+            certs = moonCert.pem
+            id = moon.strongswan.org
+        }
+        remote {
+            auth = pubkey
+            cacerts = strongswanCert.pem
+            revocation = strict
+        }
+        children {
+            net {
+                local_ts = 10.1.0.0/16
+                rekey_time = 20m
+                life_bytes = 1G
+            }
+        }
+        send_certreq = no
+        send_cert = always
+        unique = replace
+        keyingtries = 0
+        rekey_time = 1d
+        fragmentation = force
+    }
+}
+";
+
+    #[test]
+    fn gw_gw_psk_example() {
+        let c = parse(GW_GW_PSK).unwrap();
+        let [k] = c.connections.as_slice() else { panic!("one connection") };
+        assert_eq!(k.name, "gw-gw");
+        assert_eq!(k.location, Location::new("/virtual/swanctl.conf", 3));
+        assert_eq!(k.version, IkeVersion::V2);
+        assert_eq!(k.local_addrs, [HostSpec::Addr("192.168.0.1".parse().unwrap())]);
+        assert_eq!(k.remote_addrs, [HostSpec::Addr("192.168.0.2".parse().unwrap())]);
+        assert_eq!((k.local_port, k.remote_port), (500, 500));
+        assert_eq!(k.proposals, proposal::parse_ike_proposals("aes128-sha256-x25519").unwrap());
+        assert_eq!(k.dpd_delay, Duration::from_secs(30));
+        assert_eq!(k.local.len(), 1);
+        assert_eq!(k.local[0].auth, AuthMethod::Psk);
+        assert_eq!(k.local[0].id.as_deref(), Some("moon.strongswan.org"));
+        assert_eq!(k.remote[0].id.as_deref(), Some("sun.strongswan.org"));
+        let [ch] = k.children.as_slice() else { panic!("one child") };
+        assert_eq!(ch.name, "net-net");
+        assert_eq!(
+            ch.local_ts,
+            [("10.1.0.0/16".to_owned(), Location::new("/virtual/swanctl.conf", 17))]
+        );
+        assert_eq!(ch.remote_ts[0].0, "10.2.0.0/16");
+        assert_eq!(ch.esp_proposals, proposal::parse_esp_proposals("aes128gcm16-x25519").unwrap());
+        assert_eq!((ch.start_action, ch.dpd_action), (Action::TRAP, Action::START));
+        assert_eq!(ch.close_action, Action::NONE);
+        let psk: Vec<_> = c.secrets.ike().collect();
+        assert_eq!(psk.len(), 1);
+        assert_eq!(psk[0].ids, ["moon.strongswan.org", "sun.strongswan.org"]);
+        assert_eq!(psk[0].secret.expose().len(), 24);
+    }
+
+    #[test]
+    fn roadwarrior_cert_example() {
+        let c = parse(ROADWARRIOR).unwrap();
+        let k = &c.connections[0];
+        assert_eq!(k.local_addrs, [HostSpec::Any(None)]);
+        assert_eq!(k.pools[0].0, "rw_pool");
+        assert_eq!(k.local[0].auth, AuthMethod::Pubkey("pubkey".to_owned()));
+        assert_eq!(k.local[0].certs, [PathBuf::from("moonCert.pem")]);
+        assert_eq!(k.remote[0].cacerts, [PathBuf::from("strongswanCert.pem")]);
+        assert_eq!(k.remote[0].revocation, Revocation::Strict);
+        assert_eq!(k.remote[0].id, None);
+        assert!(!k.send_certreq);
+        assert_eq!((k.send_cert, k.unique, k.keyingtries), (SendCert::Always, Unique::Replace, 0));
+        assert_eq!(k.fragmentation, Fragmentation::Force);
+        assert_eq!(k.rekey_time, Duration::from_secs(86400));
+        assert_eq!(k.over_time, Duration::from_secs(8640));
+        assert_eq!(k.rand_time, Duration::from_secs(8640));
+        let ch = &k.children[0];
+        assert_eq!(ch.rekey_time, Duration::from_secs(1200));
+        assert_eq!(ch.life_time, Duration::from_secs(1320));
+        assert_eq!(ch.rand_time, Duration::from_secs(120));
+        assert_eq!(ch.life_bytes, 1 << 30);
+        assert_eq!(ch.rekey_bytes, (1u64 << 30) * 10 / 11);
+        assert_eq!(ch.remote_ts[0].0, "dynamic");
+    }
+
+    #[test]
+    fn connection_defaults() {
+        let c = parse(&conn("")).unwrap();
+        let k = &c.connections[0];
+        assert_eq!(k.version, IkeVersion::Any);
+        assert_eq!(k.remote_addrs, [HostSpec::Any(None)]);
+        assert_eq!(k.proposals, proposal::default_ike_proposals());
+        assert!(!k.aggressive && k.pull && !k.encap && k.mobike && k.send_certreq);
+        assert!(!k.ppk_required && !k.mediation);
+        assert_eq!(k.dscp, 0);
+        assert_eq!((k.dpd_delay, k.dpd_timeout), (Duration::ZERO, Duration::ZERO));
+        assert_eq!(k.fragmentation, Fragmentation::Yes);
+        assert_eq!(k.childless, Childless::Allow);
+        assert_eq!((k.send_cert, k.ocsp, k.unique), (SendCert::IfAsked, Ocsp::Reply, Unique::No));
+        assert_eq!(k.keyingtries, 1);
+        assert_eq!((k.rekey_time, k.reauth_time), (DEFAULT_IKE_REKEY_TIME, Duration::ZERO));
+        assert_eq!(k.over_time, Duration::from_secs(1440));
+        assert_eq!(k.rand_time, Duration::from_secs(1440));
+        assert!(k.local.is_empty() && k.remote.is_empty() && k.children.is_empty());
+        // reauth only: no rekeying.
+        let k = &parse(&conn("reauth_time = 2h")).unwrap().connections[0];
+        assert_eq!((k.rekey_time, k.reauth_time), (Duration::ZERO, Duration::from_secs(7200)));
+        assert_eq!(k.over_time, Duration::from_secs(720));
+        // both: rand_time at most half the shorter.
+        let k = &parse(&conn("reauth_time = 2h\nrekey_time = 600")).unwrap().connections[0];
+        assert_eq!(k.rand_time, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn child_defaults() {
+        let c = parse(&child_conf("")).unwrap();
+        let ch = &c.connections[0].children[0];
+        assert_eq!(ch.local_ts, [("dynamic".to_owned(), ch.location.clone())]);
+        assert_eq!(ch.esp_proposals, proposal::default_esp_proposals());
+        assert!(ch.ah_proposals.is_empty());
+        assert_eq!(ch.mode, ChildMode::Esp(Mode::Tunnel));
+        assert_eq!(
+            (ch.rekey_time, ch.life_time),
+            (Duration::from_secs(3600), Duration::from_secs(3960))
+        );
+        assert_eq!(ch.rand_time, Duration::from_secs(360));
+        assert_eq!((ch.rekey_bytes, ch.life_bytes, ch.rand_bytes), (0, 0, 0));
+        assert_eq!((ch.rekey_packets, ch.life_packets, ch.rand_packets), (0, 0, 0));
+        assert_eq!(
+            (ch.start_action, ch.close_action, ch.dpd_action),
+            (Action::NONE, Action::NONE, Action::NONE)
+        );
+        assert!(ch.policies && !ch.policies_fwd_out && !ch.hostaccess && !ch.ipcomp);
+        assert!(ch.copy_df && ch.copy_ecn && !ch.icmp && !ch.sha256_96 && !ch.mark_in_sa);
+        assert_eq!((ch.copy_dscp, ch.hw_offload), (CopyDscp::Out, HwOffload::No));
+        assert_eq!((ch.replay_window, ch.reqid, ch.priority), (32, 0, 0));
+        assert_eq!(ch.tfc_padding, TfcPadding::Bytes(0));
+        assert_eq!(ch.inactivity, Duration::ZERO);
+        assert_eq!(ch.updown, None);
+    }
+
+    #[test]
+    fn child_options() {
+        let c = parse(&child_conf(
+            "mode = transport\nstart_action = trap|start\nclose_action = start\n\
+             rekey_packets = 1000\nlife_time = 110m\nreplay_window = 0x400\nhw_offload = yes\n\
+             copy_df = no\ntfc_padding = mtu\nupdown = /usr/libexec/ipsec/_updown iptables\n\
+             local_ts = 10.0.0.0/8[tcp/80], dynamic[udp]\nah_proposals = sha256\ninactivity = 5m\n\
+             mark_in = 42/0xff\ncopy_dscp = yes",
+        ))
+        .unwrap();
+        let ch = &c.connections[0].children[0];
+        assert_eq!(ch.mode, ChildMode::Esp(Mode::Transport));
+        assert_eq!(ch.start_action, Action { trap: true, start: true });
+        assert_eq!(ch.close_action, Action::START);
+        assert_eq!((ch.rekey_packets, ch.life_packets, ch.rand_packets), (1000, 1100, 100));
+        assert_eq!(
+            (ch.rekey_time, ch.life_time),
+            (Duration::from_secs(6000), Duration::from_secs(6600))
+        );
+        assert_eq!(ch.replay_window, 1024);
+        assert_eq!((ch.hw_offload, ch.copy_dscp), (HwOffload::Crypto, CopyDscp::Yes));
+        assert!(!ch.copy_df);
+        assert_eq!(ch.tfc_padding, TfcPadding::Mtu);
+        assert_eq!(ch.updown.as_deref(), Some("/usr/libexec/ipsec/_updown iptables"));
+        let ts: Vec<_> = ch.local_ts.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(ts, ["10.0.0.0/8[tcp/80]", "dynamic[udp]"]);
+        assert_eq!(ch.ah_proposals.len(), 1);
+        assert_eq!(ch.inactivity, Duration::from_secs(300));
+        assert_eq!(ch.mark_in.as_deref(), Some("42/0xff"));
+    }
+
+    #[test]
+    fn addresses_and_auth_rounds() {
+        let c = parse(&conn(
+            "local_addrs = %any6, 10.0.0.0/8, 10.1.0.1-10.1.0.9, vpn.example.org, %gw.example.org\n\
+             remote_addrs = 0.0.0.0\nlocal_port = 4500\ndscp = 101110\nversion = 1\n\
+             local-2 {\n round = 2\n auth = eap-tls\n eap_id = %any\n}\n\
+             local-1 {\n round = 1\n auth = pubkey-sha256-ike:rsa\n cert-a { file = a.pem }\n}\n\
+             remote {\n auth = xauth-pam\n cacert-x { handle = 0a0b\n slot = 1\n module = p11 }\n}",
+        ))
+        .unwrap();
+        let k = &c.connections[0];
+        assert_eq!(
+            k.local_addrs,
+            [
+                HostSpec::Any(Some(AddressFamily::V6)),
+                HostSpec::Subnet("10.0.0.0".parse().unwrap(), 8),
+                HostSpec::Range("10.1.0.1".parse().unwrap(), "10.1.0.9".parse().unwrap()),
+                HostSpec::Fqdn("vpn.example.org".to_owned()),
+                HostSpec::Fqdn("gw.example.org".to_owned()),
+            ]
+        );
+        assert_eq!(k.remote_addrs, [HostSpec::Any(Some(AddressFamily::V4))]);
+        assert_eq!((k.local_port, k.dscp, k.version), (4500, 0b10_1110, IkeVersion::V1));
+        let names: Vec<_> = k.local.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["local-1", "local-2"], "ordered by round");
+        assert_eq!(k.local[0].auth, AuthMethod::Pubkey("pubkey-sha256-ike:rsa".to_owned()));
+        assert_eq!(k.local[0].cert_sections[0].file, Some(PathBuf::from("a.pem")));
+        assert_eq!(k.local[1].auth, AuthMethod::Eap(Some("tls".to_owned())));
+        assert_eq!(k.remote[0].auth, AuthMethod::Xauth(Some("pam".to_owned())));
+        let ca = &k.remote[0].cacert_sections[0];
+        assert_eq!(
+            (ca.handle.as_deref(), ca.slot, ca.module.as_deref()),
+            (Some("0a0b"), Some(1), Some("p11"))
+        );
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        let durations: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("30", Some(30)),
+            ("30s", Some(30)),
+            ("5m", Some(300)),
+            ("4h", Some(14400)),
+            ("1d", Some(86400)),
+            ("2D", Some(172_800)),
+            ("10 m", Some(600)),
+            ("0x10", Some(16)),
+            (" 7s ", Some(7)),
+            ("", None),
+            ("s", None),
+            ("1w", None),
+            ("1.5h", None),
+            ("-1", None),
+            ("1hs", None),
+            ("99999999999999999999", None),
+        ];
+        for (text, want) in durations {
+            assert_eq!(parse_duration(text).map(|d| d.as_secs()), *want, "{text:?}");
+        }
+        let sizes: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("1000", Some(1000)),
+            ("1k", Some(1024)),
+            ("2K", Some(2048)),
+            ("500M", Some(500 << 20)),
+            ("1G", Some(1 << 30)),
+            ("4 g", Some(4 << 30)),
+            ("0x100", Some(256)),
+            ("99999999999G", Some(u64::MAX)),
+            ("1T", None),
+            ("1KB", None),
+            ("M", None),
+            ("", None),
+        ];
+        for (text, want) in sizes {
+            assert_eq!(parse_bytes(text), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn booleans() {
+        for (v, want) in
+            [("yes", true), ("true", true), ("no", false), ("false", false), ("NO", false)]
+        {
+            assert_eq!(parse(&conn(&format!("mobike = {v}"))).unwrap().connections[0].mobike, want);
+        }
+    }
+
+    #[test]
+    fn connection_errors() {
+        let f = "/virtual/swanctl.conf";
+        let cases: Vec<(String, String)> = vec![
+            (
+                conn("colour = blue"),
+                format!(
+                    "{f}:3: unknown key 'colour' in connections.c (valid keys: aggressive, childless, dpd_delay"
+                ),
+            ),
+            (
+                conn("sub { }"),
+                format!(
+                    "{f}:3: unknown section 'sub' in connections.c (valid sections: children, local<suffix>, remote<suffix>)"
+                ),
+            ),
+            (
+                "connections {\n x = 1\n}".to_owned(),
+                format!("{f}:2: unexpected key 'x' in 'connections'"),
+            ),
+            (
+                conn("version = 3"),
+                format!("{f}:3: invalid version '3': unknown value (use one of: 0, 1, 2)"),
+            ),
+            (conn("local_port = 0"), format!("{f}:3: invalid local_port '0': out of range")),
+            (
+                conn("mobike = maybe"),
+                format!("{f}:3: invalid mobike 'maybe': not a yes/no value (use yes or no)"),
+            ),
+            (
+                conn("dpd_delay = 1w"),
+                format!(
+                    "{f}:3: invalid dpd_delay '1w': not a duration (use seconds or a number with s, m, h or d"
+                ),
+            ),
+            (
+                conn("rekey_time = soon"),
+                format!("{f}:3: invalid rekey_time 'soon': not a duration"),
+            ),
+            (
+                conn("proposals = aes128-sha257-x25519"),
+                format!("{f}:3: proposals: unknown algorithm 'sha257'"),
+            ),
+            (
+                conn("proposals = aes128-x25519"),
+                format!(
+                    "{f}:3: proposals: IKE proposal 'aes128-x25519' has a classic cipher but no integrity algorithm (add an integrity algorithm"
+                ),
+            ),
+            (
+                conn("remote_addrs = 10.0.0.0/33"),
+                format!(
+                    "{f}:3: invalid remote_addrs entry '10.0.0.0/33' (use IP addresses, CIDR subnets"
+                ),
+            ),
+            (
+                conn("remote_addrs = 10.0.0.9-10.0.0.1"),
+                "invalid remote_addrs entry '10.0.0.9-10.0.0.1'".to_owned(),
+            ),
+            (conn("local_addrs = a b"), "invalid local_addrs entry 'a b'".to_owned()),
+            (
+                conn("fragmentation = sometimes"),
+                format!(
+                    "{f}:3: invalid fragmentation 'sometimes': unknown value (use one of: yes, accept, force, no)"
+                ),
+            ),
+            (conn("send_cert = often"), "use one of: ifasked, always, never".to_owned()),
+            (conn("unique = yes"), "use one of: no, never, keep, replace".to_owned()),
+            (conn("ocsp = x"), "use one of: reply, request, both, never".to_owned()),
+            (conn("childless = x"), "use one of: allow, prefer, force, never".to_owned()),
+            (conn("keyingtries = -1"), "invalid keyingtries '-1': not a number".to_owned()),
+            (conn("dscp = 2"), format!("{f}:3: invalid dscp '2': not a 6-bit binary DSCP value")),
+            (
+                conn("local {\n auth = password\n}"),
+                format!(
+                    "{f}:4: invalid auth 'password': unknown authentication method (use pubkey"
+                ),
+            ),
+            (
+                conn("local {\n revocation = strict\n}"),
+                format!(
+                    "{f}:4: key 'revocation' belongs in a remote section, not connections.c.local (valid keys: aaa_id, auth"
+                ),
+            ),
+            (
+                conn("remote {\n aaa_id = x\n}"),
+                format!("{f}:4: key 'aaa_id' belongs in a local section, not connections.c.remote"),
+            ),
+            (
+                conn("remote {\n idd = x\n}"),
+                format!(
+                    "{f}:4: unknown key 'idd' in connections.c.remote (valid keys: auth, ca_id"
+                ),
+            ),
+            (
+                conn("remote {\n revocation = lax\n}"),
+                "use one of: relaxed, ifuri, strict".to_owned(),
+            ),
+            (
+                conn("local {\n x { }\n}"),
+                format!(
+                    "{f}:4: unknown section 'x' in connections.c.local (valid sections: cert<suffix>)"
+                ),
+            ),
+            (
+                conn("local {\n cacert { file = a }\n}"),
+                format!(
+                    "{f}:4: unknown section 'cacert' in connections.c.local (valid sections: cert<suffix>)"
+                ),
+            ),
+            (
+                conn("local {\n cert { }\n}"),
+                format!("{f}:4: connections.c.local.cert names no certificate (add 'file = …'"),
+            ),
+            (
+                conn("local {\n cert { path = x }\n}"),
+                format!(
+                    "{f}:4: unknown key 'path' in connections.c.local.cert (valid keys: file, handle, module, slot)"
+                ),
+            ),
+            (
+                conn("children {\n x = 1\n}"),
+                format!("{f}:4: unexpected key 'x' in connections.c.children"),
+            ),
+        ];
+        for (text, want) in &cases {
+            let got = err(text);
+            assert!(got.contains(want.as_str()), "{text}\n got  {got}\n want {want}");
+        }
+    }
+
+    #[test]
+    fn child_errors() {
+        let f = "/virtual/swanctl.conf";
+        let cases: Vec<(String, String)> = vec![
+            (
+                child_conf("esp_proposal = aes128gcm16"),
+                format!(
+                    "{f}:5: unknown key 'esp_proposal' in connections.c.children.k (valid keys: ah_proposals, close_action"
+                ),
+            ),
+            (
+                child_conf("x { }"),
+                format!("{f}:5: unexpected section 'x' in connections.c.children.k"),
+            ),
+            (
+                child_conf("mode = tunnel6"),
+                format!(
+                    "{f}:5: invalid mode 'tunnel6': unknown value (use one of: tunnel, transport, transport_proxy, beet, iptfs, pass, drop)"
+                ),
+            ),
+            (
+                child_conf("start_action = go"),
+                format!(
+                    "{f}:5: invalid start_action 'go': unknown action (use none, trap, start or trap|start)"
+                ),
+            ),
+            (
+                child_conf("rekey_bytes = 1T"),
+                format!(
+                    "{f}:5: invalid rekey_bytes '1T': not a byte count (use a number of bytes, optionally with K, M or G"
+                ),
+            ),
+            (
+                child_conf("life_packets = 1k"),
+                format!("{f}:5: invalid life_packets '1k': not a number"),
+            ),
+            (child_conf("life_time = 1y"), "invalid life_time '1y': not a duration".to_owned()),
+            (
+                child_conf("esp_proposals = aes128gcm17"),
+                format!("{f}:5: esp_proposals: unknown algorithm 'aes128gcm17'"),
+            ),
+            (
+                child_conf("local_ts = 10.0.0.0/8, 10.300.0.0/16"),
+                format!(
+                    "{f}:5: invalid local_ts '10.300.0.0/16': invalid address `10.300.0.0`: expected a subnet"
+                ),
+            ),
+            (
+                child_conf("remote_ts = 10.0.0.0/8[tcp/99999]"),
+                "invalid remote_ts '10.0.0.0/8[tcp/99999]'".to_owned(),
+            ),
+            (
+                child_conf("replay_window = 0x1000000000"),
+                "invalid replay_window '0x1000000000': out of range".to_owned(),
+            ),
+            (
+                child_conf("tfc_padding = lots"),
+                "invalid tfc_padding 'lots': not a number".to_owned(),
+            ),
+            (
+                child_conf("hw_offload = maybe"),
+                "use one of: no, yes, crypto, packet, auto".to_owned(),
+            ),
+            (child_conf("copy_dscp = both"), "use one of: out, in, yes, no".to_owned()),
+            (child_conf("copy_df = 2"), "invalid copy_df '2': not a yes/no value".to_owned()),
+        ];
+        for (text, want) in &cases {
+            let got = err(text);
+            assert!(got.contains(want.as_str()), "{text}\n got  {got}\n want {want}");
+        }
+    }
+
+    #[test]
+    fn templates_and_strict_mode() {
+        let text = "conn-defaults {\n mobike = no\n children { k { mode = transport } }\n}\n\
+                    connections {\n a : conn-defaults { remote_addrs = 192.0.2.9 }\n}\n";
+        let c = parse(text).unwrap();
+        let k = &c.connections[0];
+        assert!(!k.mobike);
+        assert_eq!(k.children[0].mode, ChildMode::Esp(Mode::Transport));
+        let strict = LoadOptions::default().unsupported_sections_are_errors(true);
+        assert!(Config::parse_str_with(text, "/virtual/swanctl.conf", &strict).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_connection_values_never_panic(key in proptest::sample::select(CONNECTION_KEYS), value in "[ -~]{0,30}") {
+            let _ = parse(&conn(&format!("{key} = {value}")));
+        }
+
+        #[test]
+        fn arbitrary_child_values_never_panic(key in proptest::sample::select(CHILD_KEYS), value in "[ -~]{0,30}") {
+            let _ = parse(&child_conf(&format!("{key} = {value}")));
+        }
+    }
 }

@@ -266,3 +266,142 @@ fn private(s: &Section, place: &str, kind: PrivateKeyKind) -> Result<PrivateKey,
         secret: get(s, "secret").map(secret_of).transpose()?,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::super::{Config, LoadOptions};
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_str_with(
+            text,
+            "/virtual/swanctl.conf",
+            &LoadOptions::default().check_secret_permissions(false),
+        )
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn secret_encodings() {
+        let cases: &[(&str, Option<&[u8]>)] = &[
+            ("plain text", Some(b"plain text")),
+            ("0x0aff", Some(&[0x0a, 0xff])),
+            ("0X0A:FF", Some(&[0x0a, 0xff])),
+            ("0sAQID", Some(&[1, 2, 3])),
+            ("0SAQI=", Some(&[1, 2])),
+            ("0sAQ==", Some(&[1])),
+            ("0sAQ", Some(&[1])),
+            ("0sYWJjZGVm", Some(b"abcdef")),
+            ("0s", Some(&[])),
+            ("0x", Some(&[])),
+            ("0", Some(b"0")),
+            ("0xabc", None),
+            ("0xzz", None),
+            ("0s!!!!", None),
+            ("0sA", None),
+            ("0sAR==", None),
+            ("0sAQ=I", None),
+        ];
+        for (text, want) in cases {
+            let got = decode_secret(text);
+            assert_eq!(got.as_ref().map(SecretKey::expose), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn typed_secrets() {
+        let c = parse(
+            "secrets {\n ike-gw {\n  id = moon\n  id-2 = sun\n  secret = \"a long secret\"\n }\n \
+             eap-carol {\n  id = carol\n  secret = 0x1234\n }\n ike {\n  secret = 0sAQID\n }\n \
+             private-moon {\n  file = moonKey.pem\n  secret = hunter2\n }\n \
+             ecdsa { file = /etc/k.der }\n pkcs12-x { file = x.p12 }\n}\n",
+        )
+        .unwrap();
+        let s = &c.secrets;
+        let ike: Vec<_> = s.ike().collect();
+        assert_eq!(ike.len(), 2);
+        assert_eq!(ike[0].name, "ike-gw");
+        assert_eq!(ike[0].location, Location::new("/virtual/swanctl.conf", 2));
+        assert_eq!(ike[0].ids, ["moon", "sun"]);
+        assert_eq!(ike[0].secret.expose(), b"a long secret");
+        assert!(ike[1].ids.is_empty());
+        assert_eq!(ike[1].secret.expose(), [1, 2, 3]);
+        assert_eq!(s.shared[1].kind, SharedKind::Eap);
+        assert_eq!(s.shared[1].secret.expose(), [0x12, 0x34]);
+        let kinds: Vec<_> = s.private_keys.iter().map(|k| k.kind).collect();
+        assert_eq!(kinds, [PrivateKeyKind::Any, PrivateKeyKind::Ecdsa, PrivateKeyKind::Pkcs12]);
+        assert_eq!(s.private_keys[0].file, PathBuf::from("moonKey.pem"));
+        assert_eq!(s.private_keys[0].secret.as_ref().unwrap().expose(), b"hunter2");
+        assert!(s.private_keys[1].secret.is_none());
+        // Secrets never show up in Debug output.
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("a long secret"), "{debug}");
+    }
+
+    #[test]
+    fn secret_errors() {
+        let f = "/virtual/swanctl.conf";
+        let cases: &[(&str, String)] = &[
+            ("secrets {\n x = 1\n}", format!("{f}:2: unexpected key 'x' in 'secrets'")),
+            (
+                "secrets {\n psk { secret = x }\n}",
+                format!(
+                    "{f}:2: unknown section 'psk' in secrets (valid sections: eap<suffix>, ecdsa<suffix>, ike<suffix>"
+                ),
+            ),
+            (
+                "secrets {\n token-1 { pin = 1 }\n}",
+                format!(
+                    "{f}:2: 'secrets.token-1': PKCS#11 token secrets are not supported yet in this version (use a private key file"
+                ),
+            ),
+            (
+                "secrets {\n ike {\n id = a\n}\n}",
+                format!("{f}:2: secrets.ike has no secret (add 'secret = …')"),
+            ),
+            (
+                "secrets {\n ike {\n secret = 0xabc\n}\n}",
+                format!("{f}:3: invalid secret: not a hex string (write 0x followed by hex digits"),
+            ),
+            (
+                "secrets {\n ike {\n secret = 0s@@\n}\n}",
+                format!("{f}:3: invalid secret: not valid base64"),
+            ),
+            (
+                "secrets {\n ike {\n secret = x\n pass = y\n}\n}",
+                format!(
+                    "{f}:4: unknown key 'pass' in secrets.ike (valid keys: id<suffix>, secret)"
+                ),
+            ),
+            (
+                "secrets {\n ike {\n secret = x\n sub { }\n}\n}",
+                format!("{f}:4: unexpected section 'sub' in secrets.ike"),
+            ),
+            (
+                "secrets {\n rsa {\n secret = x\n}\n}",
+                format!("{f}:2: secrets.rsa has no file (add 'file = …'"),
+            ),
+            (
+                "secrets {\n rsa {\n file = k\n pin = 1\n}\n}",
+                format!("{f}:4: unknown key 'pin' in secrets.rsa (valid keys: file, secret)"),
+            ),
+        ];
+        for (text, want) in cases {
+            let got = err(text);
+            assert!(got.contains(want.as_str()), "{text}\n got  {got}\n want {want}");
+        }
+        // The secret value is never echoed in an error.
+        assert!(!err("secrets {\n ike {\n secret = 0xsecretvalue\n}\n}").contains("secretvalue"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics(text in "\\PC{0,40}") {
+            let _ = decode_secret(&text);
+        }
+    }
+}
