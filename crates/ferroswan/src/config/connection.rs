@@ -53,8 +53,9 @@ pub struct Connection {
     pub remote_port: u16,
     /// `proposals`, parsed (default `default`).
     pub proposals: Vec<IkeProposal>,
-    /// `vips`: virtual IPs to request (`0.0.0.0`, `::` or an address); stored, not honoured yet.
-    pub vips: Vec<(String, Location)>,
+    /// `vips`: virtual IPs to request (`0.0.0.0` / `::` for any, or a specific address);
+    /// stored, not honoured yet.
+    pub vips: Vec<IpAddr>,
     /// `aggressive`: IKEv1 aggressive mode (default no).
     pub aggressive: bool,
     /// `pull`: IKEv1 mode config pull (default yes).
@@ -747,6 +748,18 @@ fn hosts(s: &Section, key: &str) -> Result<Vec<HostSpec>, ConfigError> {
         .collect()
 }
 
+fn vips(s: &Section) -> Result<Vec<IpAddr>, ConfigError> {
+    list(s, "vips")
+        .into_iter()
+        .map(|(v, at)| {
+            v.parse().map_err(|_| {
+                ConfigError::new(at, format!("invalid vips entry '{v}': not an IP address"))
+                    .with_hint("use 0.0.0.0 or :: to request any address, or a specific address")
+            })
+        })
+        .collect()
+}
+
 fn traffic_selectors(s: &Section, key: &str) -> Result<Vec<(String, Location)>, ConfigError> {
     let items = list(s, key);
     if items.is_empty() {
@@ -874,7 +887,7 @@ fn connection(s: &Section) -> Result<Connection, ConfigError> {
         local_port: port(get(s, "local_port"), DEFAULT_IKE_PORT)?,
         remote_port: port(get(s, "remote_port"), DEFAULT_IKE_PORT)?,
         proposals,
-        vips: list(s, "vips"),
+        vips: vips(s)?,
         aggressive: boolean(get(s, "aggressive"), false)?,
         pull: boolean(get(s, "pull"), true)?,
         dscp,
@@ -1319,6 +1332,7 @@ connections {
         let k = &c.connections[0];
         assert_eq!(k.local_addrs, [HostSpec::Any(None)]);
         assert_eq!(k.pools[0].0, "rw_pool");
+        assert!(k.vips.is_empty());
         assert_eq!(k.local[0].auth, AuthMethod::Pubkey("pubkey".to_owned()));
         assert_eq!(k.local[0].certs, [PathBuf::from("moonCert.pem")]);
         assert_eq!(k.remote[0].cacerts, [PathBuf::from("strongswanCert.pem")]);
@@ -1430,7 +1444,7 @@ connections {
     fn addresses_and_auth_rounds() {
         let c = parse(&conn(
             "local_addrs = %any6, 10.0.0.0/8, 10.1.0.1-10.1.0.9, vpn.example.org, %gw.example.org\n\
-             remote_addrs = 0.0.0.0\nlocal_port = 4500\ndscp = 101110\nversion = 1\n\
+             remote_addrs = 0.0.0.0\nvips = 0.0.0.0, ::\nlocal_port = 4500\ndscp = 101110\nversion = 1\n\
              local-2 {\n round = 2\n auth = eap-tls\n eap_id = %any\n}\n\
              local-1 {\n round = 1\n auth = pubkey-sha256-ike:rsa\n cert-a { file = a.pem }\n}\n\
              remote {\n auth = xauth-pam\n cacert-x { handle = 0a0b\n slot = 1\n module = p11 }\n}",
@@ -1448,6 +1462,7 @@ connections {
             ]
         );
         assert_eq!(k.remote_addrs, [HostSpec::Any(Some(AddressFamily::V4))]);
+        assert_eq!(k.vips, ["0.0.0.0".parse::<IpAddr>().unwrap(), "::".parse().unwrap()]);
         assert_eq!((k.local_port, k.dscp, k.version), (4500, 0b10_1110, IkeVersion::V1));
         let names: Vec<_> = k.local.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["local-1", "local-2"], "ordered by round");
@@ -1572,20 +1587,49 @@ connections {
             ),
             (
                 conn("remote_addrs = 10.0.0.9-10.0.0.1"),
-                "invalid remote_addrs entry '10.0.0.9-10.0.0.1'".to_owned(),
+                format!("{f}:3: invalid remote_addrs entry '10.0.0.9-10.0.0.1' (use IP addresses"),
             ),
-            (conn("local_addrs = a b"), "invalid local_addrs entry 'a b'".to_owned()),
+            (conn("local_addrs = a b"), format!("{f}:3: invalid local_addrs entry 'a b' (use")),
             (
                 conn("fragmentation = sometimes"),
                 format!(
                     "{f}:3: invalid fragmentation 'sometimes': unknown value (use one of: yes, accept, force, no)"
                 ),
             ),
-            (conn("send_cert = often"), "use one of: ifasked, always, never".to_owned()),
-            (conn("unique = yes"), "use one of: no, never, keep, replace".to_owned()),
-            (conn("ocsp = x"), "use one of: reply, request, both, never".to_owned()),
-            (conn("childless = x"), "use one of: allow, prefer, force, never".to_owned()),
-            (conn("keyingtries = -1"), "invalid keyingtries '-1': not a number".to_owned()),
+            (
+                conn("send_cert = often"),
+                format!(
+                    "{f}:3: invalid send_cert 'often': unknown value (use one of: ifasked, always, never)"
+                ),
+            ),
+            (
+                conn("unique = yes"),
+                format!(
+                    "{f}:3: invalid unique 'yes': unknown value (use one of: no, never, keep, replace)"
+                ),
+            ),
+            (
+                conn("ocsp = x"),
+                format!(
+                    "{f}:3: invalid ocsp 'x': unknown value (use one of: reply, request, both, never)"
+                ),
+            ),
+            (
+                conn("childless = x"),
+                format!(
+                    "{f}:3: invalid childless 'x': unknown value (use one of: allow, prefer, force, never)"
+                ),
+            ),
+            (
+                conn("keyingtries = -1"),
+                format!(
+                    "{f}:3: invalid keyingtries '-1': not a number (use a decimal or 0x-prefixed hex number from 0 to 4294967295)"
+                ),
+            ),
+            (
+                conn("vips = 0.0.0.0, any"),
+                format!("{f}:3: invalid vips entry 'any': not an IP address (use 0.0.0.0 or ::"),
+            ),
             (conn("dscp = 2"), format!("{f}:3: invalid dscp '2': not a 6-bit binary DSCP value")),
             (
                 conn("local {\n auth = password\n}"),
@@ -1611,7 +1655,9 @@ connections {
             ),
             (
                 conn("remote {\n revocation = lax\n}"),
-                "use one of: relaxed, ifuri, strict".to_owned(),
+                format!(
+                    "{f}:4: invalid revocation 'lax': unknown value (use one of: relaxed, ifuri, strict)"
+                ),
             ),
             (
                 conn("local {\n x { }\n}"),
@@ -1682,7 +1728,10 @@ connections {
                 child_conf("life_packets = 1k"),
                 format!("{f}:5: invalid life_packets '1k': not a number"),
             ),
-            (child_conf("life_time = 1y"), "invalid life_time '1y': not a duration".to_owned()),
+            (
+                child_conf("life_time = 1y"),
+                format!("{f}:5: invalid life_time '1y': not a duration (use seconds"),
+            ),
             (
                 child_conf("esp_proposals = aes128gcm17"),
                 format!("{f}:5: esp_proposals: unknown algorithm 'aes128gcm17'"),
@@ -1695,22 +1744,34 @@ connections {
             ),
             (
                 child_conf("remote_ts = 10.0.0.0/8[tcp/99999]"),
-                "invalid remote_ts '10.0.0.0/8[tcp/99999]'".to_owned(),
+                format!("{f}:5: invalid remote_ts '10.0.0.0/8[tcp/99999]': invalid port"),
             ),
             (
                 child_conf("replay_window = 0x1000000000"),
-                "invalid replay_window '0x1000000000': out of range".to_owned(),
+                format!(
+                    "{f}:5: invalid replay_window '0x1000000000': out of range (use a number from 0 to 4294967295)"
+                ),
             ),
             (
                 child_conf("tfc_padding = lots"),
-                "invalid tfc_padding 'lots': not a number".to_owned(),
+                format!("{f}:5: invalid tfc_padding 'lots': not a number (use a decimal"),
             ),
             (
                 child_conf("hw_offload = maybe"),
-                "use one of: no, yes, crypto, packet, auto".to_owned(),
+                format!(
+                    "{f}:5: invalid hw_offload 'maybe': unknown value (use one of: no, yes, crypto, packet, auto)"
+                ),
             ),
-            (child_conf("copy_dscp = both"), "use one of: out, in, yes, no".to_owned()),
-            (child_conf("copy_df = 2"), "invalid copy_df '2': not a yes/no value".to_owned()),
+            (
+                child_conf("copy_dscp = both"),
+                format!(
+                    "{f}:5: invalid copy_dscp 'both': unknown value (use one of: out, in, yes, no)"
+                ),
+            ),
+            (
+                child_conf("copy_df = 2"),
+                format!("{f}:5: invalid copy_df '2': not a yes/no value (use yes or no)"),
+            ),
         ];
         for (text, want) in &cases {
             let got = err(text);
