@@ -11,10 +11,13 @@
 //!
 //! - `ferroswan { … }` ([`DaemonSettings`]): our daemon settings.
 //! - `manual { <name> { … } }` ([`ManualSa`]): manually keyed ESP SAs, our addition.
-//! - `connections`, `secrets`, `pools`, `authorities`: swanctl's own sections are kept as
-//!   parsed trees ([`Config::connections_raw`] …) for the IKEv2 work, which will type them.
-//!   With [`LoadOptions::unsupported_sections_are_errors`] they are refused instead, with a
-//!   message saying IKE connections arrive with IKEv2 support. The default keeps them, so a
+//! - `connections { … }` ([`Connection`], module [`connection`]) and `secrets { … }`
+//!   ([`Secrets`], module [`secrets`]): swanctl's IKE connections and credentials, typed
+//!   strictly (every swanctl.conf key is parsed and stored, unknown keys are errors).
+//!   `pools` and `authorities` are kept as parsed trees ([`Config::pools_raw`] …); all four
+//!   are also kept raw ([`Config::connections_raw`] …). With
+//!   [`LoadOptions::unsupported_sections_are_errors`] they are refused instead, with a
+//!   message saying IKE connections arrive with IKEv2 support. The default reads them, so a
 //!   strongSwan file loads today and the daemon decides (until IKE lands, the daemon sets the
 //!   flag, so nothing the admin wrote is silently ignored).
 //! - Top-level sections referenced as templates (`conn-defaults` in `a : conn-defaults { … }`)
@@ -27,8 +30,10 @@
 //! A file holding `key_in`/`key_out` or a `secrets` section must not be readable by group or
 //! others ([`check_secret_file_permissions`]); the loader checks every such file it read.
 
+pub mod connection;
 mod error;
 pub mod proposal;
+pub mod secrets;
 pub mod settings;
 
 use core::fmt;
@@ -38,7 +43,9 @@ use std::path::{Path, PathBuf};
 use ferroswan_proto::crypto::EspSuite;
 use zeroize::Zeroizing;
 
+pub use connection::Connection;
 pub use error::{ConfigError, Location};
+pub use secrets::Secrets;
 use settings::{KeyValue, Section, Tree};
 
 /// The default VICI control socket.
@@ -91,7 +98,11 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// The `manual { … }` SAs, in file order.
     pub manual: Vec<ManualSa>,
-    /// swanctl's `connections` section, untouched (for the IKEv2 work).
+    /// swanctl's `connections`, typed ([`connection`]), in file order.
+    pub connections: Vec<Connection>,
+    /// swanctl's `secrets`, typed ([`secrets`]).
+    pub secrets: Secrets,
+    /// swanctl's `connections` section, untouched.
     pub connections_raw: Option<Section>,
     /// swanctl's `secrets` section, untouched.
     pub secrets_raw: Option<Section>,
@@ -353,9 +364,19 @@ impl Config {
                 check_permissions_at(&file, at, &format!("secrets ({key})"))?;
             }
         }
+        let connections = match root.section("connections") {
+            Some(s) => connection::connections(s)?,
+            None => Vec::new(),
+        };
+        let secrets = match root.section("secrets") {
+            Some(s) => secrets::secrets(s)?,
+            None => Secrets::default(),
+        };
         Ok(Self {
             daemon,
             manual,
+            connections,
+            secrets,
             connections_raw: root.section("connections").cloned(),
             secrets_raw: root.section("secrets").cloned(),
             pools_raw: root.section("pools").cloned(),
