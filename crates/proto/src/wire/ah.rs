@@ -24,25 +24,11 @@ mod field {
     pub(super) const SEQUENCE_NUMBER: Range<usize> = 8..12;
 }
 
-/// A zero-copy view of an AH header and what follows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+crate::wire::packet_view! {
+    /// A zero-copy view of an AH header and what follows it.
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps `buffer` without checking it; getters may panic until [`Self::check_len`] passes.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps `buffer` and checks it with [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds the fixed header and that the Payload Len field describes
     /// a header of at least 12 bytes that fits in the buffer. (The ICV length is then a
     /// multiple of 4 by construction.)
@@ -54,11 +40,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Malformed { what: "AH payload length" });
         }
         ensure_len("AH ICV", header_len, len)
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The type of the header after AH.

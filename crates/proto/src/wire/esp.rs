@@ -42,33 +42,14 @@ mod field {
     pub(super) const SEQUENCE_NUMBER: Range<usize> = 4..8;
 }
 
-/// A zero-copy view of an ESP packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+crate::wire::packet_view! {
+    /// A zero-copy view of an ESP packet.
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps `buffer` without checking it; getters may panic until [`Self::check_len`] passes.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps `buffer` and checks it with [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds the 8-byte header.
     pub fn check_len(&self) -> Result<()> {
         ensure_len("ESP header", HEADER_LEN, self.buffer.as_ref().len())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Security Parameters Index.

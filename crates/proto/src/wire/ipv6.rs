@@ -31,25 +31,11 @@ mod field {
     pub(super) const DST_ADDR: Range<usize> = 24..40;
 }
 
-/// A zero-copy view of an IPv6 packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+crate::wire::packet_view! {
+    /// A zero-copy view of an IPv6 packet.
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps `buffer` without checking it; getters may panic until [`Self::check_len`] passes.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps `buffer` and checks it with [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds the fixed header and the payload length it announces.
     ///
     /// Bytes past the payload (link-layer padding) are allowed and ignored.
@@ -57,11 +43,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let len = self.buffer.as_ref().len();
         ensure_len("IPv6 header", HEADER_LEN, len)?;
         ensure_len("IPv6 packet", HEADER_LEN + usize::from(self.payload_len()), len)
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The first 32-bit word: version, traffic class and flow label.

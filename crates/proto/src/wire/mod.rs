@@ -25,6 +25,40 @@
 
 #![allow(clippy::indexing_slicing)]
 
+/// Defines a format's `Packet<T>`: a zero-copy view over a buffer with `new_unchecked`,
+/// `new_checked` (which runs the format's own `check_len`, written beside its getters) and
+/// `into_inner`, per the contract above. The doc comment given becomes the type's doc.
+macro_rules! packet_view {
+    ($(#[$doc:meta])*) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct Packet<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> Packet<T> {
+            /// Wraps `buffer` without checking it; getters may panic until
+            /// [`Self::check_len`] passes.
+            pub const fn new_unchecked(buffer: T) -> Self {
+                Self { buffer }
+            }
+
+            /// Wraps `buffer` and checks it with [`Self::check_len`].
+            pub fn new_checked(buffer: T) -> $crate::wire::Result<Self> {
+                let packet = Self::new_unchecked(buffer);
+                packet.check_len()?;
+                Ok(packet)
+            }
+
+            /// Returns the underlying buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
+pub(crate) use packet_view;
+
 pub mod ah;
 pub mod esp;
 pub mod ikev2;

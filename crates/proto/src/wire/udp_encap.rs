@@ -36,25 +36,11 @@ mod field {
     pub(super) const CHECKSUM: Range<usize> = 6..8;
 }
 
-/// A zero-copy view of a UDP datagram.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+crate::wire::packet_view! {
+    /// A zero-copy view of a UDP datagram.
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps `buffer` without checking it; getters may panic until [`Self::check_len`] passes.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps `buffer` and checks it with [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds the header and the datagram length it announces, which
     /// must cover the header. Bytes past that length are ignored.
     pub fn check_len(&self) -> Result<()> {
@@ -65,11 +51,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Malformed { what: "UDP length" });
         }
         ensure_len("UDP datagram", datagram_len, len)
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Source port.

@@ -76,25 +76,11 @@ impl Flags {
     }
 }
 
-/// A zero-copy view of an IKE message starting with its header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+crate::wire::packet_view! {
+    /// A zero-copy view of an IKE message starting with its header.
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps `buffer` without checking it; getters may panic until [`Self::check_len`] passes.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps `buffer` and checks it with [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds the 28-byte header and that the Length field covers at
     /// least the header and at most the buffer.
     pub fn check_len(&self) -> Result<()> {
@@ -105,11 +91,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Malformed { what: "IKE length" });
         }
         ensure_len("IKE message", length, have)
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// IKE SA Initiator's SPI.

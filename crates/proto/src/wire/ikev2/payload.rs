@@ -31,25 +31,11 @@ mod field {
     pub(super) const LENGTH: Range<usize> = 2..4;
 }
 
-/// A zero-copy view of one payload: generic header and body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+crate::wire::packet_view! {
+    /// A zero-copy view of one payload: generic header and body.
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps `buffer` without checking it; getters may panic until [`Self::check_len`] passes.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps `buffer` and checks it with [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds the 4-byte header and that Payload Length covers at least
     /// the header and at most the buffer.
     pub fn check_len(&self) -> Result<()> {
@@ -60,11 +46,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Malformed { what: "payload length" });
         }
         ensure_len("payload", length, have)
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Type of the payload that follows this one.
