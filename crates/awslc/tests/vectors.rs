@@ -11,28 +11,10 @@ use ferroswan_proto::crypto::{CryptoError, EspAad, EspCipher, EspKeys, EspSuite}
 use ferroswan_proto::wire::{EncrId, IntegId};
 use serde_json::Value;
 
+mod common;
+use common::{hex, load, name};
+
 /// A vector file: checks the provenance fields and returns the cases.
-fn load(name: &str) -> Vec<Value> {
-    let path = format!("{}/../proto/testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let file: Value = serde_json::from_str(&text).unwrap();
-    for field in ["source", "section", "license"] {
-        assert!(file.get(field).and_then(Value::as_str).is_some(), "{name}: no {field}");
-    }
-    let cases = file.get("cases").and_then(Value::as_array).unwrap().clone();
-    assert!(!cases.is_empty(), "{name}: no cases");
-    cases
-}
-
-fn hex(case: &Value, field: &str) -> Vec<u8> {
-    let s = case.get(field).and_then(Value::as_str).unwrap_or_else(|| panic!("no {field}"));
-    hex::decode(s).unwrap_or_else(|e| panic!("{field}: {e}"))
-}
-
-fn name(case: &Value) -> &str {
-    case.get("name").and_then(Value::as_str).unwrap_or("?")
-}
-
 fn u32_of(bytes: &[u8]) -> u32 {
     u32::from_be_bytes(bytes.try_into().unwrap())
 }
