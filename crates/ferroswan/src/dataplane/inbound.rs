@@ -10,7 +10,8 @@ use ferroswan_proto::wire::udp_encap::{Datagram, classify};
 use ferroswan_proto::wire::{Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 
 use super::{
-    Carrier, Dataplane, InboundEntry, NetRx, POLL_INTERVAL, RecvMeta, TunDevice, buffer_pool,
+    Carrier, Dataplane, InboundEntry, NetRx, POLL_INTERVAL, RecvMeta, Tables, TunDevice,
+    buffer_pool,
 };
 
 /// Runs the inbound pipeline for one receiving socket until `stop` is set.
@@ -27,8 +28,10 @@ pub fn run(dp: &Dataplane, rx: &dyn NetRx, tun: &dyn TunDevice, stop: &AtomicBoo
                 continue;
             }
         };
+        // One table snapshot per batch, as on the outbound side.
+        let tables = dp.tables.load();
         for (buf, meta) in bufs.iter_mut().zip(&metas).take(n) {
-            if let Some(packet) = process(dp, buf, meta)
+            if let Some(packet) = process(dp, &tables, buf, meta)
                 && let Err(e) = tun.send(packet)
             {
                 dp.counters.io_errors.fetch_add(1, Ordering::Relaxed);
@@ -38,9 +41,15 @@ pub fn run(dp: &Dataplane, rx: &dyn NetRx, tun: &dyn TunDevice, stop: &AtomicBoo
     }
 }
 
-/// Processes one received datagram; returns the inner packet to write to the TUN, if any.
-/// Every drop is counted (on the SA when one is known, else globally).
-pub fn process<'b>(dp: &Dataplane, buf: &'b mut PacketBuf, meta: &RecvMeta) -> Option<&'b [u8]> {
+/// Processes one received datagram against the `tables` snapshot; returns the inner packet to
+/// write to the TUN, if any. Every drop is counted (on the SA when one is known, else
+/// globally).
+pub fn process<'b>(
+    dp: &Dataplane,
+    tables: &Tables,
+    buf: &'b mut PacketBuf,
+    meta: &RecvMeta,
+) -> Option<&'b [u8]> {
     if meta.carrier == Carrier::Udp {
         match classify(buf.data()) {
             Ok(Datagram::Esp(_)) => {}
@@ -59,7 +68,6 @@ pub fn process<'b>(dp: &Dataplane, buf: &'b mut PacketBuf, meta: &RecvMeta) -> O
             }
         }
     }
-    let tables = dp.tables.load();
     let spi = match buf.data().get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
         Some(spi) => u32::from_be_bytes(spi),
         None => {

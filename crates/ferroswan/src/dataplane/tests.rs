@@ -116,7 +116,8 @@ fn receive(to: &Dataplane, src: Ipv4Addr, dst: Destination, bytes: &[u8]) -> Opt
             (Carrier::Udp, SocketAddr::new(src.into(), 4500), remote.ip())
         }
     };
-    inbound::process(to, &mut buf, &RecvMeta { src, dst: our, carrier }).map(<[u8]>::to_vec)
+    inbound::process(to, &to.tables(), &mut buf, &RecvMeta { src, dst: our, carrier })
+        .map(<[u8]>::to_vec)
 }
 
 #[test]
@@ -288,7 +289,7 @@ fn a_manual_link_lets_tests_hold_and_reorder_datagrams() {
         .iter_mut()
         .zip(&metas)
         .take(n)
-        .filter_map(|(b, m)| inbound::process(&s.b, b, m).map(<[u8]>::to_vec))
+        .filter_map(|(b, m)| inbound::process(&s.b, &s.b.tables(), b, m).map(<[u8]>::to_vec))
         .collect();
     assert_eq!(delivered.len(), 3, "reordering inside the replay window is accepted");
 }
