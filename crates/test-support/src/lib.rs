@@ -181,6 +181,19 @@ impl EspCipher for NullCipher {
     fn open(&self, _: &EspAad, _: &[u8], _: &mut [u8], _: &[u8]) -> Result<(), CryptoError> {
         Ok(())
     }
+    fn seal_ike(
+        &self,
+        _: &[u8],
+        _: &[u8],
+        _: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        icv.fill(0);
+        Ok(())
+    }
+    fn open_ike(&self, _: &[u8], _: &[u8], _: &mut [u8], _: &[u8]) -> Result<(), CryptoError> {
+        Ok(())
+    }
 }
 
 /// A deterministic random source (SplitMix64), for reproducible tests. Not secure.

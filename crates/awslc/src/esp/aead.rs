@@ -121,4 +121,39 @@ impl EspCipher for AeadCipher {
             .map(|_| ())
             .map_err(|_| CryptoError::BadIcv)
     }
+
+    fn seal_ike(
+        &self,
+        aad: &[u8],
+        iv: &[u8],
+        payload: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        let nonce = self.nonce(iv)?;
+        let icv: &mut [u8; TAG_LEN] = icv.try_into().map_err(|_| CryptoError::BadLength)?;
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::from(aad), payload)
+            .map_err(|_| CryptoError::Internal)?;
+        let tag: &[u8; TAG_LEN] = tag.as_ref().try_into().map_err(|_| CryptoError::Internal)?;
+        *icv = *tag;
+        Ok(())
+    }
+
+    fn open_ike(
+        &self,
+        aad: &[u8],
+        iv: &[u8],
+        payload: &mut [u8],
+        icv: &[u8],
+    ) -> Result<(), CryptoError> {
+        let nonce = self.nonce(iv)?;
+        if icv.len() != TAG_LEN {
+            return Err(CryptoError::BadLength);
+        }
+        self.key
+            .open_in_place_separate_tag(nonce, Aad::from(aad), icv, payload)
+            .map(|_| ())
+            .map_err(|_| CryptoError::BadIcv)
+    }
 }

@@ -74,16 +74,30 @@ impl Integ {
         ciphertext: &[u8],
         out: &mut [u8],
     ) -> Result<(), CryptoError> {
-        if out.len() != self.icv_len() {
-            return Err(CryptoError::BadLength);
-        }
         let header = aad.header();
         let seq_hi = aad.seq_hi();
         let seq_hi = seq_hi.as_ref().map_or(&[][..], |hi| &hi[..]);
+        self.compute_parts(&header, iv, ciphertext, seq_hi, out)
+    }
+
+    /// Computes the truncated ICV over `header ‖ iv ‖ ciphertext ‖ trailer` into `out`. IKE's
+    /// Encrypted payload uses it with the message up to the IV as `header` and no trailer
+    /// (RFC 7296 §3.14).
+    pub(crate) fn compute_parts(
+        &self,
+        header: &[u8],
+        iv: &[u8],
+        ciphertext: &[u8],
+        seq_hi: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        if out.len() != self.icv_len() {
+            return Err(CryptoError::BadLength);
+        }
         match self {
             Self::AwsLc { key, .. } => {
                 let mut ctx = lc_hmac::Context::with_key(key);
-                ctx.update(&header);
+                ctx.update(header);
                 ctx.update(iv);
                 ctx.update(ciphertext);
                 ctx.update(seq_hi);
@@ -94,7 +108,7 @@ impl Integ {
             Self::Md5 { key } => {
                 let mut mac =
                     Hmac::<Md5>::new_from_slice(&key[..]).map_err(|_| CryptoError::BadKeyLength)?;
-                mac.update(&header);
+                mac.update(header);
                 mac.update(iv);
                 mac.update(ciphertext);
                 mac.update(seq_hi);
@@ -120,6 +134,23 @@ impl Integ {
         let mut buf = [0u8; MAX_ICV_LEN];
         let expected = buf.get_mut(..icv.len()).ok_or(CryptoError::Internal)?;
         self.compute(aad, iv, ciphertext, expected)?;
+        if bool::from(expected.ct_eq(icv)) { Ok(()) } else { Err(CryptoError::BadIcv) }
+    }
+
+    /// Checks an IKE Encrypted payload's `icv` over `aad ‖ iv ‖ ciphertext`, in constant time.
+    pub(crate) fn verify_ike(
+        &self,
+        aad: &[u8],
+        iv: &[u8],
+        ciphertext: &[u8],
+        icv: &[u8],
+    ) -> Result<(), CryptoError> {
+        if icv.len() != self.icv_len() {
+            return Err(CryptoError::BadLength);
+        }
+        let mut buf = [0u8; MAX_ICV_LEN];
+        let expected = buf.get_mut(..icv.len()).ok_or(CryptoError::Internal)?;
+        self.compute_parts(aad, iv, ciphertext, &[], expected)?;
         if bool::from(expected.ct_eq(icv)) { Ok(()) } else { Err(CryptoError::BadIcv) }
     }
 }

@@ -210,20 +210,7 @@ impl EspCipher for SplitCipher {
         if icv.len() != self.integ.icv_len() {
             return Err(CryptoError::BadLength);
         }
-        if !payload.is_empty() {
-            match &self.encr {
-                Encr::Null => {}
-                Encr::Cbc { enc, .. } => {
-                    enc.less_safe_encrypt(payload, encryption_context(iv)?)
-                        .map_err(|_| CryptoError::Internal)?;
-                }
-                Encr::Ctr { enc, nonce } => {
-                    let block = Self::ctr_block(nonce, iv)?;
-                    enc.less_safe_encrypt(payload, EncryptionContext::Iv128(block))
-                        .map_err(|_| CryptoError::Internal)?;
-                }
-            }
-        }
+        self.encrypt(iv, payload)?;
         self.integ.compute(aad, iv, payload, icv)
     }
 
@@ -237,19 +224,68 @@ impl EspCipher for SplitCipher {
         self.check_lengths(iv, payload)?;
         // Verify first, decrypt only an authentic packet (RFC 4303 §3.4.4).
         self.integ.verify(aad, iv, payload, icv)?;
-        if !payload.is_empty() {
-            match &self.encr {
-                Encr::Null => {}
-                Encr::Cbc { dec, .. } => {
-                    dec.decrypt(payload, decryption_context(iv)?)
-                        .map_err(|_| CryptoError::Internal)?;
-                }
-                Encr::Ctr { enc, nonce } => {
-                    // Counter mode decrypts by encrypting (XOR with the same key stream).
-                    let block = Self::ctr_block(nonce, iv)?;
-                    enc.less_safe_encrypt(payload, EncryptionContext::Iv128(block))
-                        .map_err(|_| CryptoError::Internal)?;
-                }
+        self.decrypt(iv, payload)
+    }
+
+    fn seal_ike(
+        &self,
+        aad: &[u8],
+        iv: &[u8],
+        payload: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        self.check_lengths(iv, payload)?;
+        self.encrypt(iv, payload)?;
+        self.integ.compute_parts(aad, iv, payload, &[], icv)
+    }
+
+    fn open_ike(
+        &self,
+        aad: &[u8],
+        iv: &[u8],
+        payload: &mut [u8],
+        icv: &[u8],
+    ) -> Result<(), CryptoError> {
+        self.check_lengths(iv, payload)?;
+        self.integ.verify_ike(aad, iv, payload, icv)?;
+        self.decrypt(iv, payload)
+    }
+}
+
+impl SplitCipher {
+    fn encrypt(&self, iv: &[u8], payload: &mut [u8]) -> Result<(), CryptoError> {
+        if payload.is_empty() {
+            return Ok(());
+        }
+        match &self.encr {
+            Encr::Null => {}
+            Encr::Cbc { enc, .. } => {
+                enc.less_safe_encrypt(payload, encryption_context(iv)?)
+                    .map_err(|_| CryptoError::Internal)?;
+            }
+            Encr::Ctr { enc, nonce } => {
+                let block = Self::ctr_block(nonce, iv)?;
+                enc.less_safe_encrypt(payload, EncryptionContext::Iv128(block))
+                    .map_err(|_| CryptoError::Internal)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn decrypt(&self, iv: &[u8], payload: &mut [u8]) -> Result<(), CryptoError> {
+        if payload.is_empty() {
+            return Ok(());
+        }
+        match &self.encr {
+            Encr::Null => {}
+            Encr::Cbc { dec, .. } => {
+                dec.decrypt(payload, decryption_context(iv)?).map_err(|_| CryptoError::Internal)?;
+            }
+            Encr::Ctr { enc, nonce } => {
+                // Counter mode decrypts by encrypting (XOR with the same key stream).
+                let block = Self::ctr_block(nonce, iv)?;
+                enc.less_safe_encrypt(payload, EncryptionContext::Iv128(block))
+                    .map_err(|_| CryptoError::Internal)?;
             }
         }
         Ok(())

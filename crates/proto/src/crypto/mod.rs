@@ -320,7 +320,8 @@ pub trait EspProvider: Send + Sync {
     ) -> Result<Box<dyn EspCipher>, CryptoError>;
 }
 
-/// The cryptographic transform of one direction of an ESP SA.
+/// The cryptographic transform of one direction of an ESP SA, or of an IKE SA's Encrypted
+/// payloads ([`EspCipher::seal_ike`]).
 ///
 /// The ESP engine lays out `ESP header ‖ IV ‖ payload ‖ padding ‖ pad length ‖ next header ‖ ICV`;
 /// `payload` below is everything from the first payload byte through the next-header byte
@@ -357,6 +358,31 @@ pub trait EspCipher: Send + Sync {
     fn open(
         &self,
         aad: &EspAad,
+        iv: &[u8],
+        payload: &mut [u8],
+        icv: &[u8],
+    ) -> Result<(), CryptoError>;
+
+    /// Encrypts the contents of an IKE Encrypted payload (RFC 7296 §3.14) in place and writes
+    /// the ICV. `aad` is the message from the IKE header through the SK payload's generic
+    /// header: AEADs authenticate it as associated data (RFC 5282 §5.1, RFC 7634 §3); the
+    /// other ciphers MAC `aad ‖ iv ‖ ciphertext` with the integrity transform. The IKE SA's
+    /// keys are built with [`EspProvider::new_cipher`] as for ESP (SK_e with the salt as the
+    /// encryption key, SK_a as the integrity key); the IV comes from [`EspCipher::generate_iv`]
+    /// with a per-SA message counter.
+    fn seal_ike(
+        &self,
+        aad: &[u8],
+        iv: &[u8],
+        payload: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), CryptoError>;
+
+    /// Verifies (in constant time) and, only if that succeeds, decrypts the contents of an
+    /// IKE Encrypted payload; see [`EspCipher::seal_ike`].
+    fn open_ike(
+        &self,
+        aad: &[u8],
         iv: &[u8],
         payload: &mut [u8],
         icv: &[u8],

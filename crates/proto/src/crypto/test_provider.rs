@@ -189,4 +189,43 @@ impl EspCipher for TestCipher {
         payload.copy_from_slice(&plain);
         Ok(())
     }
+    fn seal_ike(
+        &self,
+        aad: &[u8],
+        iv: &[u8],
+        payload: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        let (nonce, a) = ike_nonce_and_aad(aad, iv);
+        let tag = self.aead.encrypt_in_place_detached(&nonce, &a, payload).unwrap();
+        icv.copy_from_slice(&tag[..self.icv_len]);
+        Ok(())
+    }
+    fn open_ike(
+        &self,
+        aad: &[u8],
+        iv: &[u8],
+        payload: &mut [u8],
+        icv: &[u8],
+    ) -> Result<(), CryptoError> {
+        let (nonce, a) = ike_nonce_and_aad(aad, iv);
+        let mut plain = payload.to_vec();
+        let _ = self.aead.encrypt_in_place_detached(&nonce, &a, &mut plain);
+        let tag = self.aead.encrypt_in_place_detached(&nonce, &a, &mut plain.clone()).unwrap();
+        if tag[..self.icv_len] != *icv {
+            return Err(CryptoError::BadIcv);
+        }
+        payload.copy_from_slice(&plain);
+        Ok(())
+    }
+}
+
+fn ike_nonce_and_aad(aad: &[u8], iv: &[u8]) -> (Nonce, Vec<u8>) {
+    let mut nonce = [0u8; 12];
+    for (i, b) in iv.iter().enumerate() {
+        nonce[i % 12] ^= *b;
+    }
+    let mut a = aad.to_vec();
+    a.extend_from_slice(iv);
+    (nonce.into(), a)
 }

@@ -1,5 +1,10 @@
 //! IKEv2 protocol logic above the wire formats in [`crate::wire::ikev2`].
 //!
 //! - [`proposal`]: SA proposal negotiation, pure functions that say why nothing matched.
+//! - [`identity`] and [`dn`]: IKE identities as swanctl.conf writes them.
+//! - [`auth`]: what gets signed or MACed, and the traits a certificate store implements.
 
+pub mod auth;
+pub mod dn;
+pub mod identity;
 pub mod proposal;
