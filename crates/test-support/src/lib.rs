@@ -6,8 +6,10 @@
 //! - [`fuzzing`]: the bodies of the fuzz targets, also replayed over the committed corpus by a
 //!   normal test, so CI covers them without a nightly toolchain.
 //! - [`packets`]: builders for well-formed inner IPv4/IPv6 packets.
+//! - [`ikesim`]: two IKEv2 endpoints on a virtual clock and a faulty network.
 
 pub mod fuzzing;
+pub mod ikesim;
 pub mod packets;
 
 use std::sync::Mutex;
@@ -41,6 +43,22 @@ static NULL_PRFS: [NullPrf; 4] = [
 impl PrfProvider for NullPrfs {
     fn prf(&self, id: PrfId) -> Option<&'static dyn Prf> {
         NULL_PRFS.iter().find(|p| p.0 == id).map(|p| p as &'static dyn Prf)
+    }
+    fn sha1(&self, data: &[u8]) -> Result<[u8; 20], CryptoError> {
+        // NO SECURITY: a deterministic 160-bit FNV-style fold, enough for NAT detection and
+        // CERTREQ hashes to agree between two null-provider peers.
+        let mut out = [0u8; 20];
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (i, b) in data.iter().enumerate() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            if let Some(o) = out.get_mut(i % 20) {
+                *o ^= h.to_le_bytes()[0];
+            }
+        }
+        for (o, b) in out.iter_mut().zip(h.to_le_bytes().iter().cycle()) {
+            *o ^= *b;
+        }
+        Ok(out)
     }
 }
 

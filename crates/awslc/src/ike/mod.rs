@@ -27,6 +27,11 @@ impl PrfProvider for AwsLcPrf {
             _ => None,
         }
     }
+
+    fn sha1(&self, data: &[u8]) -> Result<[u8; 20], CryptoError> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
+        digest.as_ref().try_into().map_err(|_| CryptoError::Internal)
+    }
 }
 
 /// The [`KeProvider`] of this crate.

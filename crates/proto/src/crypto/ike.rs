@@ -16,6 +16,11 @@ pub trait PrfProvider: Send + Sync {
     /// The PRF for `id`, or `None` if this provider does not implement it.
     fn prf(&self, id: PrfId) -> Option<&'static dyn Prf>;
 
+    /// SHA-1 of `data`, for the NAT_DETECTION_*_IP notifications (RFC 7296 §2.23) and
+    /// CERTREQ authority hashes (§3.7), where the RFC fixes the hash. Never used for
+    /// anything that needs collision resistance.
+    fn sha1(&self, data: &[u8]) -> Result<[u8; 20], CryptoError>;
+
     /// Whether this provider implements `id`.
     fn supports(&self, id: PrfId) -> bool {
         self.prf(id).is_some()

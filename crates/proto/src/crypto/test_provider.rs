@@ -35,6 +35,10 @@ impl PrfProvider for TestPrfProvider {
     fn prf(&self, id: PrfId) -> Option<&'static dyn Prf> {
         (id == PrfId::PRF_HMAC_SHA2_256).then_some(&TEST_PRF as &'static dyn Prf)
     }
+    fn sha1(&self, data: &[u8]) -> Result<[u8; 20], CryptoError> {
+        use sha1::Digest;
+        Ok(sha1::Sha1::digest(data).into())
+    }
 }
 
 pub(crate) struct TestPrf;

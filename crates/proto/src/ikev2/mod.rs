@@ -5,6 +5,14 @@
 //! - [`auth`]: what gets signed or MACed, and the traits a certificate store implements.
 
 pub mod auth;
+pub mod config;
 pub mod dn;
+pub mod endpoint;
 pub mod identity;
 pub mod proposal;
+pub mod protect;
+pub mod session;
+pub mod ts;
+
+pub use endpoint::{Endpoint, SessionId};
+pub use session::Session;

@@ -1,0 +1,368 @@
+//! The IKE endpoint: routes datagrams to sessions by SPI, creates responder sessions, and
+//! demands cookies when too many IKE SAs are half open (RFC 7296 §2.6).
+//!
+//! Same contract as [`Session`]: `handle_*`, commands, then drain `poll_*`. The endpoint owns
+//! its sessions; [`SessionId`] (our IKE SPI) names them.
+
+use core::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::config::EndpointConfig;
+use super::session::{Event, Session, Transmit};
+use crate::crypto::CryptoProvider;
+use crate::wire::PrfId;
+use crate::wire::ikev2::{
+    ExchangeType, HeaderPacket, HeaderRepr, Message, Notify, NotifyType, Payload,
+};
+
+/// Names a session: our IKE SPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl core::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Counters of what the endpoint dropped or refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams that were not IKEv2 messages.
+    pub malformed: u64,
+    /// Messages for an IKE SA we do not have.
+    pub unknown_spi: u64,
+    /// IKE_SA_INIT requests answered with a COOKIE.
+    pub cookies_sent: u64,
+    /// IKE_SA_INIT requests with a wrong cookie.
+    pub bad_cookies: u64,
+    /// IKE_SA_INIT requests no connection matched (by address).
+    pub no_connection: u64,
+}
+
+/// Why a command could not run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// No such connection.
+    #[error("no connection named '{0}'")]
+    UnknownConnection(String),
+    /// No such child.
+    #[error("connection '{conn}' has no child '{child}'")]
+    UnknownChild {
+        /// Connection.
+        conn: String,
+        /// Child.
+        child: String,
+    },
+    /// No such IKE SA.
+    #[error("no IKE SA {0}")]
+    UnknownSession(SessionId),
+}
+
+/// All IKE SAs of the daemon.
+pub struct Endpoint {
+    config: EndpointConfig,
+    provider: CryptoProvider,
+    sessions: BTreeMap<SessionId, Session>,
+    /// Responder sessions by (initiator SPI, peer address), to catch retransmitted IKE_SA_INIT.
+    by_initiator: HashMap<(u64, SocketAddr), SessionId>,
+    cookie_secret: [u8; 32],
+    events: VecDeque<(SessionId, Event)>,
+    unix: Option<(Instant, u64)>,
+    stats: EndpointStats,
+    extra_transmits: VecDeque<Transmit>,
+}
+
+impl core::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Endpoint").field("sessions", &self.sessions.len()).finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint with these connections.
+    pub fn new(config: EndpointConfig, provider: CryptoProvider) -> Self {
+        let mut cookie_secret = [0u8; 32];
+        let _ = provider.secure_random.fill(&mut cookie_secret);
+        Self {
+            config,
+            provider,
+            sessions: BTreeMap::new(),
+            by_initiator: HashMap::new(),
+            cookie_secret,
+            events: VecDeque::new(),
+            unix: None,
+            stats: EndpointStats::default(),
+            extra_transmits: VecDeque::new(),
+        }
+    }
+
+    /// Replaces the connections (new sessions use them; running ones keep theirs).
+    pub fn set_connections(&mut self, connections: Vec<Arc<super::config::IkeConfig>>) {
+        self.config.connections = connections;
+    }
+
+    /// The connections.
+    pub fn connections(&self) -> &[Arc<super::config::IkeConfig>] {
+        &self.config.connections
+    }
+
+    /// Tells the endpoint the wall-clock time at `now` (for certificate validity).
+    pub fn set_unix_time(&mut self, now: Instant, unix: u64) {
+        self.unix = Some((now, unix));
+        for s in self.sessions.values_mut() {
+            s.set_unix_time(now, unix);
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// The sessions.
+    pub fn sessions(&self) -> impl Iterator<Item = (SessionId, &Session)> {
+        self.sessions.iter().map(|(id, s)| (*id, s))
+    }
+
+    /// One session.
+    pub fn session(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    /// One session, mutably (for its commands).
+    pub fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        self.sessions.get_mut(&id)
+    }
+
+    fn half_open(&self) -> usize {
+        self.sessions.values().filter(|s| s.is_half_open()).count()
+    }
+
+    fn cookie(&self, spi_i: u64, remote: SocketAddr, ni: &[u8]) -> Vec<u8> {
+        // Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>) (§2.6).
+        let mut data = Vec::with_capacity(ni.len() + 16 + 8);
+        data.extend_from_slice(ni);
+        match remote.ip() {
+            core::net::IpAddr::V4(a) => data.extend_from_slice(&a.octets()),
+            core::net::IpAddr::V6(a) => data.extend_from_slice(&a.octets()),
+        }
+        data.extend_from_slice(&spi_i.to_be_bytes());
+        let mac = self
+            .provider
+            .prf
+            .prf(PrfId::PRF_HMAC_SHA2_256)
+            .or_else(|| self.provider.prf.prf(PrfId::PRF_HMAC_SHA1))
+            .and_then(|prf| prf.prf(&self.cookie_secret, &data).ok());
+        let mut out = vec![0u8]; // secret version
+        out.extend(mac.map(|m| m.expose().to_vec()).unwrap_or_default());
+        out
+    }
+
+    fn attach(&mut self, now: Instant, mut session: Session) -> SessionId {
+        if let Some((at, unix)) = self.unix {
+            let unix = unix.saturating_add(now.saturating_duration_since(at).as_secs());
+            session.set_unix_time(now, unix);
+        }
+        let id = SessionId(session.local_spi());
+        self.sessions.insert(id, session);
+        id
+    }
+
+    /// Processes one received IKE datagram (non-ESP marker removed).
+    pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
+        let Ok(packet) = HeaderPacket::new_checked(bytes) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let Ok(header) = HeaderRepr::parse(&packet) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let is_request = !header.flags.response();
+        if header.exchange_type == ExchangeType::IKE_SA_INIT && is_request && header.spi_r == 0 {
+            self.handle_init_request(now, local, remote, header, bytes);
+            return;
+        }
+        // The original initiator sets the I flag; our SPI is the other side's.
+        let ours = if header.flags.initiator() { header.spi_r } else { header.spi_i };
+        match self.sessions.get_mut(&SessionId(ours)) {
+            Some(session) => session.handle_datagram(now, local, remote, bytes),
+            None => self.stats.unknown_spi += 1,
+        }
+    }
+
+    fn handle_init_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: HeaderRepr,
+        bytes: &[u8],
+    ) {
+        if let Some(id) = self.by_initiator.get(&(header.spi_i, remote)).copied() {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.handle_datagram(now, local, remote, bytes);
+            }
+            return;
+        }
+        let Ok(msg) = Message::parse(bytes) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let candidates: Vec<_> = self
+            .config
+            .connections
+            .iter()
+            .filter(|c| c.matches_addrs(local, remote))
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
+            self.stats.no_connection += 1;
+            // No reply: an unconfigured peer gets nothing to work with (strongSwan answers
+            // NO_PROPOSAL_CHOSEN; silence is the safer choice against scans).
+            return;
+        }
+        if self.half_open() >= self.config.cookie_threshold {
+            let ni = msg.payloads.iter().find_map(|p| match p {
+                Payload::Nonce(n) => Some(n.data.clone()),
+                _ => None,
+            });
+            let Some(ni) = ni else { return };
+            let expected = self.cookie(header.spi_i, remote, &ni);
+            let got = msg.payloads.first().and_then(|p| match p {
+                Payload::Notify(n) if n.ty == NotifyType::COOKIE => Some(n.data.clone()),
+                _ => None,
+            });
+            match got {
+                Some(c) if c == expected => {}
+                other => {
+                    if other.is_some() {
+                        self.stats.bad_cookies += 1;
+                    }
+                    self.stats.cookies_sent += 1;
+                    let reply = Message {
+                        header: HeaderRepr {
+                            spi_r: 0,
+                            flags: crate::wire::ikev2::Flags::RESPONSE,
+                            ..header
+                        },
+                        payloads: vec![Payload::Notify(Notify::new(NotifyType::COOKIE, expected))],
+                    };
+                    if let Ok(bytes) = reply.emit() {
+                        self.extra_transmits.push_back(Transmit {
+                            local,
+                            remote,
+                            non_esp_marker: local.port() == super::session::NAT_T_PORT,
+                            payload: bytes,
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+        let Some(session) = Session::accept(
+            now,
+            self.provider,
+            candidates,
+            self.config.half_open_timeout,
+            local,
+            remote,
+            bytes,
+        ) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let spi_i = header.spi_i;
+        let id = self.attach(now, session);
+        if self.sessions.get(&id).is_some_and(|s| s.is_half_open()) {
+            self.by_initiator.insert((spi_i, remote), id);
+        }
+    }
+
+    /// Starts connection `conn` (with its child `child`, or none) toward `remote` from `local`.
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        conn: &str,
+        child: Option<&str>,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<SessionId, CommandError> {
+        let config = self
+            .config
+            .connections
+            .iter()
+            .find(|c| c.name == conn)
+            .cloned()
+            .ok_or_else(|| CommandError::UnknownConnection(conn.to_owned()))?;
+        if let Some(child) = child
+            && config.child(child).is_none()
+        {
+            return Err(CommandError::UnknownChild {
+                conn: conn.to_owned(),
+                child: child.to_owned(),
+            });
+        }
+        let session = Session::initiate(now, self.provider, config, child, local, remote);
+        Ok(self.attach(now, session))
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for s in self.sessions.values_mut() {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+        }
+    }
+
+    /// The earliest deadline of all sessions.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions.values().filter_map(Session::poll_timeout).min()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(t) = self.extra_transmits.pop_front() {
+            return Some(t);
+        }
+        self.sessions.values_mut().find_map(Session::poll_transmit)
+    }
+
+    /// The next event, with the session it came from. Closed sessions are removed once their
+    /// last event has been taken.
+    pub fn poll_event(&mut self) -> Option<(SessionId, Event)> {
+        if let Some(e) = self.events.pop_front() {
+            return Some(e);
+        }
+        let mut closed = Vec::new();
+        let mut found = None;
+        for (id, s) in &mut self.sessions {
+            if let Some(e) = s.poll_event() {
+                found = Some((*id, e));
+                break;
+            }
+            if s.is_closed() {
+                closed.push(*id);
+            }
+        }
+        for id in closed {
+            // Keep a closed session until its datagrams (an error reply) are sent too.
+            if self.sessions.get_mut(&id).is_some_and(|s| {
+                let pending = s.poll_transmit();
+                if let Some(t) = pending {
+                    self.extra_transmits.push_back(t);
+                }
+                true
+            }) {
+                self.sessions.remove(&id);
+                self.by_initiator.retain(|_, v| *v != id);
+            }
+        }
+        found
+    }
+}

@@ -1,0 +1,704 @@
+//! CHILD_SA negotiation (RFC 7296 §1.3, §2.9, §2.17): in IKE_AUTH and with CREATE_CHILD_SA,
+//! both roles, with optional PFS, traffic selector narrowing and transport mode.
+
+use core::net::SocketAddr;
+use std::time::Instant;
+
+use super::ike_auth::child_failure_kind;
+use super::{Event, FailureKind, KeState, Procedure, Session, error_notify, notify};
+use crate::crypto::SecretBytes;
+use crate::crypto::keys::ChildKeys;
+use crate::esp::{Lifetime, Mode, SaParams};
+use crate::ikev2::config::ChildConfig;
+use crate::ikev2::proposal::{self, ChildSuite, Suite};
+use crate::ikev2::ts::{self, List};
+use crate::policy::TrafficSelector;
+use crate::wire::KeId;
+use crate::wire::ikev2::{
+    ExchangeType, HeaderRepr, Ke, Nonce, Notify, NotifyType, Payload, ProtocolId, Sa,
+};
+
+/// A CHILD_SA as the session keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildSa {
+    /// The child config name.
+    pub name: String,
+    /// Our inbound SPI (the peer sends to it).
+    pub inbound_spi: u32,
+    /// Our outbound SPI (the peer's inbound SPI).
+    pub outbound_spi: u32,
+    /// The algorithms.
+    pub suite: ChildSuite,
+    /// Our side's selectors.
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's side's selectors.
+    pub remote_ts: Vec<TrafficSelector>,
+    /// Tunnel or transport.
+    pub mode: Mode,
+}
+
+/// A negotiated CHILD_SA, ready to install in the data plane. Only made from code that
+/// holds the [`AuthVerified`](crate::ikev2::auth::AuthVerified) proof of the IKE SA.
+#[derive(Debug)]
+pub struct ChildSaUp {
+    /// The connection name.
+    pub ike: String,
+    /// The IKE SA's SPIs (initiator, responder).
+    pub ike_spis: (u64, u64),
+    /// The child's facts.
+    pub child: ChildSa,
+    /// The inbound SA.
+    pub inbound: SaParams,
+    /// The outbound SA.
+    pub outbound: SaParams,
+    /// Our outer address (and port, 4500 when encapsulated).
+    pub local: SocketAddr,
+    /// The peer's outer address.
+    pub remote: SocketAddr,
+    /// ESP in UDP (RFC 3948).
+    pub encap: bool,
+    /// The inbound SPI of the CHILD_SA this one replaces (rekeying), if any.
+    pub replaces: Option<u32>,
+}
+
+/// A CHILD_SA we asked for, waiting for the answer.
+#[derive(Debug)]
+pub(super) struct LocalCreate {
+    config: ChildConfig,
+    spi: u32,
+    tsi: Vec<TrafficSelector>,
+    tsr: Vec<TrafficSelector>,
+    transport: bool,
+    /// CREATE_CHILD_SA only: our nonce and PFS key exchange.
+    nonce: Option<Vec<u8>>,
+    ke: Option<KeState>,
+    restarts: u32,
+}
+
+impl LocalCreate {
+    pub(super) fn name(&self) -> &str {
+        &self.config.name
+    }
+}
+
+/// Why we refused a CHILD_SA.
+pub(super) struct Refusal {
+    pub(super) notify: NotifyType,
+    pub(super) kind: FailureKind,
+    pub(super) child: Option<String>,
+    pub(super) message: String,
+}
+
+fn find<'a, T>(payloads: &'a [Payload], f: impl Fn(&'a Payload) -> Option<&'a T>) -> Option<&'a T> {
+    payloads.iter().find_map(f)
+}
+
+impl Session {
+    fn new_child_spi(&self) -> u32 {
+        // SPIs below 256 are reserved (RFC 4303 §2.1).
+        loop {
+            let spi = u32::from_be_bytes(self.random::<4>());
+            if spi >= 256 && !self.children.iter().any(|c| c.inbound_spi == spi) {
+                return spi;
+            }
+        }
+    }
+
+    /// Builds the SA/TS payloads asking for a CHILD_SA of `config`. `create_child_sa` adds the
+    /// nonce and, for PFS, the KE payload.
+    pub(super) fn prepare_child(
+        &self,
+        config: &ChildConfig,
+        create_child_sa: bool,
+    ) -> Result<(LocalCreate, Vec<Payload>), String> {
+        let spi = self.new_child_spi();
+        let tsi = ts::resolve(&config.local_ts, self.local.ip());
+        let tsr = ts::resolve(&config.remote_ts, self.remote.ip());
+        let transport = config.mode == Mode::Transport;
+        let (nonce, ke) = if create_child_sa {
+            let pfs = config
+                .proposals
+                .iter()
+                .flat_map(|p| p.ke.iter())
+                .copied()
+                .find(|k| *k != KeId::NONE);
+            let ke = match pfs {
+                Some(group) => Some(self.new_ke(group).ok_or_else(|| {
+                    format!(
+                        "PFS key exchange method {group} is not implemented by the crypto provider"
+                    )
+                })?),
+                None => None,
+            };
+            (Some(self.random_nonce()), ke)
+        } else {
+            (None, None)
+        };
+        let create = LocalCreate {
+            config: config.clone(),
+            spi,
+            tsi,
+            tsr,
+            transport,
+            nonce,
+            ke,
+            restarts: 0,
+        };
+        let payloads = self.child_request_payloads(&create);
+        Ok((create, payloads))
+    }
+
+    fn child_request_payloads(&self, create: &LocalCreate) -> Vec<Payload> {
+        let mut payloads = Vec::new();
+        if create.transport {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::USE_TRANSPORT_MODE, Vec::new())));
+        }
+        // In IKE_AUTH, no KE: strip KE transforms from the ESP proposals (RFC 7296 §1.2).
+        let with_ke = create.ke.is_some();
+        let proposals = create
+            .config
+            .proposals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut p = p.clone();
+                if !with_ke {
+                    p.ke.clear();
+                }
+                p.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), create.spi.to_be_bytes().to_vec())
+            })
+            .collect();
+        payloads.push(Payload::Sa(Sa { proposals }));
+        if let Some(nonce) = &create.nonce {
+            payloads.push(Payload::Nonce(Nonce { data: nonce.clone() }));
+        }
+        if let Some(ke) = &create.ke {
+            payloads.push(Payload::Ke(Ke {
+                group: ke.secret.id(),
+                data: ke.secret.public_value().to_vec(),
+            }));
+        }
+        payloads.push(Payload::TsI(ts::payload(&create.tsi)));
+        payloads.push(Payload::TsR(ts::payload(&create.tsr)));
+        payloads
+    }
+
+    /// The message for a CHILD_SA the peer refused.
+    pub(super) fn child_refusal_message(&self, create: &LocalCreate, ty: NotifyType) -> String {
+        match ty {
+            NotifyType::NO_PROPOSAL_CHOSEN => format!(
+                "peer refused CHILD_SA: NO_PROPOSAL_CHOSEN for our ESP proposals [{}]",
+                super::ike_sa_init::proposal_list(&create.config.proposals)
+            ),
+            NotifyType::TS_UNACCEPTABLE => format!(
+                "peer refused CHILD_SA: TS_UNACCEPTABLE for our local_ts {} remote_ts {}",
+                List(&create.tsi),
+                List(&create.tsr)
+            ),
+            other => format!("peer refused CHILD_SA: {other}"),
+        }
+    }
+
+    /// Initiator of the exchange: checks the answer and installs the CHILD_SA.
+    pub(super) fn complete_child(
+        &mut self,
+        _now: Instant,
+        create: LocalCreate,
+        payloads: &[Payload],
+        ni: &[u8],
+        nr: &[u8],
+        replaces: Option<u32>,
+    ) {
+        let name = create.config.name.clone();
+        let result = (|| -> Result<ChildSaUp, (FailureKind, String)> {
+            let sa = find(payloads, |p| if let Payload::Sa(s) = p { Some(s) } else { None })
+                .ok_or((FailureKind::Protocol, "response lacks the SA payload".to_owned()))?;
+            let [chosen] = sa.proposals.as_slice() else {
+                return Err((
+                    FailureKind::Protocol,
+                    "response must carry exactly one proposal".into(),
+                ));
+            };
+            let mut offered = create.config.proposals.clone();
+            if create.ke.is_none() {
+                offered.iter_mut().for_each(|p| p.ke.clear());
+            }
+            let selected = proposal::check_response(&offered, chosen).map_err(|e| {
+                (FailureKind::Proposal, format!("peer's ESP proposal is invalid: {e}"))
+            })?;
+            let Suite::Esp(suite) = selected.suite else {
+                return Err((
+                    FailureKind::Protocol,
+                    "peer answered with a non-ESP proposal".into(),
+                ));
+            };
+            let peer_spi = <[u8; 4]>::try_from(chosen.spi.as_slice())
+                .map(u32::from_be_bytes)
+                .map_err(|_| (FailureKind::Protocol, "peer's ESP SPI is not 4 bytes".to_owned()))?;
+            let tsi = find(payloads, |p| if let Payload::TsI(t) = p { Some(t) } else { None })
+                .map(ts::from_payload)
+                .unwrap_or_default();
+            let tsr = find(payloads, |p| if let Payload::TsR(t) = p { Some(t) } else { None })
+                .map(ts::from_payload)
+                .unwrap_or_default();
+            if !ts::is_narrowing_of(&tsi, &create.tsi) || !ts::is_narrowing_of(&tsr, &create.tsr) {
+                return Err((
+                    FailureKind::TrafficSelectors,
+                    format!(
+                        "peer's traffic selectors {} === {} are not inside ours {} === {}",
+                        List(&tsi),
+                        List(&tsr),
+                        List(&create.tsi),
+                        List(&create.tsr)
+                    ),
+                ));
+            }
+            let transport =
+                create.transport && notify(payloads, NotifyType::USE_TRANSPORT_MODE).is_some();
+            let g_ir =
+                match (&create.ke, suite.ke) {
+                    (Some(ours), Some(group)) => {
+                        let ke =
+                            find(payloads, |p| if let Payload::Ke(k) = p { Some(k) } else { None })
+                                .ok_or((
+                                    FailureKind::Protocol,
+                                    "response lacks the KE payload for PFS".to_owned(),
+                                ))?;
+                        if ke.group != group || ours.secret.id() != group {
+                            return Err((
+                                FailureKind::Protocol,
+                                format!("peer's KE uses {} not {group}", ke.group),
+                            ));
+                        }
+                        Some(ours.secret.agree(&ke.data).map_err(|e| {
+                            (FailureKind::Protocol, format!("peer's KE value: {e}"))
+                        })?)
+                    }
+                    _ => None,
+                };
+            self.child_up(
+                &create.config,
+                suite,
+                create.spi,
+                peer_spi,
+                tsi,
+                tsr,
+                transport,
+                g_ir.as_ref(),
+                ni,
+                nr,
+                true,
+                replaces,
+            )
+            .map_err(|e| (FailureKind::Local, e))
+        })();
+        match result {
+            Ok(up) => self.install_child(up),
+            Err((kind, message)) => self.fail_child(&name, kind, message),
+        }
+    }
+
+    /// Derives keys and builds the CHILD_SA. `we_initiated` is our role in *this* exchange.
+    #[allow(clippy::too_many_arguments)]
+    fn child_up(
+        &self,
+        config: &ChildConfig,
+        suite: ChildSuite,
+        our_spi: u32,
+        peer_spi: u32,
+        local_ts: Vec<TrafficSelector>,
+        remote_ts: Vec<TrafficSelector>,
+        transport: bool,
+        g_ir: Option<&SecretBytes>,
+        ni: &[u8],
+        nr: &[u8],
+        we_initiated: bool,
+        replaces: Option<u32>,
+    ) -> Result<ChildSaUp, String> {
+        // The proof: only an established session (AUTH verified) makes CHILD_SAs.
+        let established = self.established().ok_or("IKE SA not authenticated")?;
+        let _proof = &established.auth;
+        let crypto = self.crypto.as_ref().ok_or("no IKE keys")?;
+        let keys = ChildKeys::derive(
+            crypto.prf,
+            crypto.sk_d.expose(),
+            g_ir.map(SecretBytes::expose),
+            ni,
+            nr,
+            &suite.esp,
+        )
+        .map_err(|e| format!("CHILD_SA key derivation failed: {e}"))?;
+        let (inbound_keys, outbound_keys) = keys.into_inbound_outbound(we_initiated);
+        let mode = if transport { Mode::Transport } else { Mode::Tunnel };
+        let params = |spi, keymat, replay_window| SaParams {
+            spi,
+            suite: suite.esp,
+            keymat,
+            esn: suite.esn,
+            mode,
+            replay_window,
+            tfc_pad_to: 0,
+            lifetime: Lifetime::default(),
+        };
+        Ok(ChildSaUp {
+            ike: self.config.name.clone(),
+            ike_spis: (self.spi_i, self.spi_r),
+            child: ChildSa {
+                name: config.name.clone(),
+                inbound_spi: our_spi,
+                outbound_spi: peer_spi,
+                suite,
+                local_ts,
+                remote_ts,
+                mode,
+            },
+            inbound: params(our_spi, inbound_keys, config.replay_window),
+            outbound: params(peer_spi, outbound_keys, 0),
+            local: self.local,
+            remote: self.remote,
+            encap: self.encap,
+            replaces,
+        })
+    }
+
+    /// Records and reports a new CHILD_SA.
+    pub(super) fn install_child(&mut self, up: ChildSaUp) {
+        self.children.push(up.child.clone());
+        self.events.push_back(Event::ChildSaUp(Box::new(up)));
+    }
+
+    /// Responder of the exchange: picks a child config by traffic selectors, a proposal, and
+    /// builds the answer's SA/TS payloads. `ke` is the peer's KE for PFS (CREATE_CHILD_SA).
+    pub(super) fn respond_child(
+        &mut self,
+        payloads: &[Payload],
+        ni: &[u8],
+        nr: &[u8],
+        replaces: Option<u32>,
+        nonce_in_response: bool,
+    ) -> Result<(Box<ChildSaUp>, Vec<Payload>), Refusal> {
+        let refuse = |notify, kind, child: Option<&str>, message: String| Refusal {
+            notify,
+            kind,
+            child: child.map(str::to_owned),
+            message,
+        };
+        let sa = find(payloads, |p| if let Payload::Sa(s) = p { Some(s) } else { None })
+            .ok_or_else(|| {
+                refuse(
+                    NotifyType::INVALID_SYNTAX,
+                    FailureKind::Protocol,
+                    None,
+                    "request lacks SA".into(),
+                )
+            })?;
+        let tsi = find(payloads, |p| if let Payload::TsI(t) = p { Some(t) } else { None })
+            .map(ts::from_payload);
+        let tsr = find(payloads, |p| if let Payload::TsR(t) = p { Some(t) } else { None })
+            .map(ts::from_payload);
+        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+            return Err(refuse(
+                NotifyType::INVALID_SYNTAX,
+                FailureKind::Protocol,
+                None,
+                "request lacks TSi or TSr".into(),
+            ));
+        };
+        let config = self.config.clone();
+        // Pick the child whose selectors fit (strongSwan: best match over all children).
+        let mut fitting = None;
+        for child in &config.children {
+            let ours_remote = ts::resolve(&child.remote_ts, self.remote.ip());
+            let ours_local = ts::resolve(&child.local_ts, self.local.ip());
+            let narrowed_i = ts::narrow(&tsi, &ours_remote);
+            let narrowed_r = ts::narrow(&tsr, &ours_local);
+            if !narrowed_i.is_empty() && !narrowed_r.is_empty() {
+                fitting = Some((child.clone(), narrowed_i, narrowed_r));
+                break;
+            }
+        }
+        let Some((child, narrowed_i, narrowed_r)) = fitting else {
+            let configured: Vec<String> = config
+                .children
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}: local_ts {} remote_ts {}",
+                        c.name,
+                        List(&ts::resolve(&c.local_ts, self.local.ip())),
+                        List(&ts::resolve(&c.remote_ts, self.remote.ip()))
+                    )
+                })
+                .collect();
+            return Err(refuse(
+                NotifyType::TS_UNACCEPTABLE,
+                FailureKind::TrafficSelectors,
+                None,
+                format!(
+                    "traffic selectors unacceptable: peer proposed TSi {} TSr {}, we have [{}]",
+                    List(&tsi),
+                    List(&tsr),
+                    configured.join("; ")
+                ),
+            ));
+        };
+        let peer_ke = find(payloads, |p| if let Payload::Ke(k) = p { Some(k) } else { None });
+        let mut ours = child.proposals.clone();
+        if peer_ke.is_none() {
+            // No KE offered (IKE_AUTH, or CREATE_CHILD_SA without PFS): accept without PFS.
+            ours.iter_mut().for_each(|p| p.ke.clear());
+        }
+        let selected = proposal::select(&sa.proposals, &ours, config.preference).map_err(|e| {
+            refuse(
+                NotifyType::NO_PROPOSAL_CHOSEN,
+                FailureKind::Proposal,
+                Some(&child.name),
+                format!("ESP {e}"),
+            )
+        })?;
+        let Suite::Esp(suite) = selected.suite else {
+            return Err(refuse(
+                NotifyType::NO_PROPOSAL_CHOSEN,
+                FailureKind::Proposal,
+                Some(&child.name),
+                "not an ESP proposal".into(),
+            ));
+        };
+        let peer_spi = <[u8; 4]>::try_from(selected.peer_spi.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| {
+                refuse(
+                    NotifyType::INVALID_SYNTAX,
+                    FailureKind::Protocol,
+                    Some(&child.name),
+                    "ESP SPI is not 4 bytes".into(),
+                )
+            })?;
+        let mut response = Vec::new();
+        let (g_ir, our_ke) = match (suite.ke, peer_ke) {
+            (Some(group), Some(ke)) => {
+                if ke.group != group {
+                    return Err(refuse(
+                        NotifyType::INVALID_KE_PAYLOAD,
+                        FailureKind::Proposal,
+                        Some(&child.name),
+                        format!("peer's PFS KE uses {} but we chose {group}", ke.group),
+                    ));
+                }
+                let ours = self.new_ke(group).ok_or_else(|| {
+                    refuse(
+                        NotifyType::NO_PROPOSAL_CHOSEN,
+                        FailureKind::Local,
+                        Some(&child.name),
+                        format!("{group} not implemented"),
+                    )
+                })?;
+                let shared = ours.secret.agree(&ke.data).map_err(|_| {
+                    refuse(
+                        NotifyType::INVALID_SYNTAX,
+                        FailureKind::Protocol,
+                        Some(&child.name),
+                        "invalid KE value".into(),
+                    )
+                })?;
+                (Some(shared), Some(ours))
+            }
+            _ => (None, None),
+        };
+        let transport = child.mode == Mode::Transport
+            && notify(payloads, NotifyType::USE_TRANSPORT_MODE).is_some();
+        let our_spi = self.new_child_spi();
+        if transport {
+            response.push(Payload::Notify(Notify::new(NotifyType::USE_TRANSPORT_MODE, Vec::new())));
+        }
+        response.push(Payload::Sa(Sa {
+            proposals: vec![selected.to_wire(our_spi.to_be_bytes().to_vec())],
+        }));
+        if nonce_in_response {
+            response.push(Payload::Nonce(Nonce { data: nr.to_vec() }));
+        }
+        if let Some(ke) = &our_ke {
+            response.push(Payload::Ke(Ke {
+                group: ke.secret.id(),
+                data: ke.secret.public_value().to_vec(),
+            }));
+        }
+        response.push(Payload::TsI(ts::payload(&narrowed_i)));
+        response.push(Payload::TsR(ts::payload(&narrowed_r)));
+        let up = self
+            .child_up(
+                &child,
+                suite,
+                our_spi,
+                peer_spi,
+                narrowed_r,
+                narrowed_i,
+                transport,
+                g_ir.as_ref(),
+                ni,
+                nr,
+                false,
+                replaces,
+            )
+            .map_err(|e| {
+                refuse(NotifyType::NO_PROPOSAL_CHOSEN, FailureKind::Local, Some(&child.name), e)
+            })?;
+        Ok((Box::new(up), response))
+    }
+
+    // ---- CREATE_CHILD_SA ----
+
+    pub(super) fn start_create_child(&mut self, now: Instant, name: &str) {
+        let Some(config) = self.child_config(name) else {
+            self.fail_child(name, FailureKind::Local, format!("connection has no child '{name}'"));
+            return;
+        };
+        match self.prepare_child(&config, true) {
+            Ok((create, payloads)) => self.send_protected_request(
+                now,
+                ExchangeType::CREATE_CHILD_SA,
+                &payloads,
+                Procedure::CreateChild(Box::new(create)),
+            ),
+            Err(e) => self.fail_child(name, FailureKind::Local, e),
+        }
+    }
+
+    pub(super) fn process_create_child_response(
+        &mut self,
+        now: Instant,
+        mut create: LocalCreate,
+        payloads: &[Payload],
+    ) {
+        if let Some(n) = notify(payloads, NotifyType::INVALID_KE_PAYLOAD) {
+            let wanted =
+                <[u8; 2]>::try_from(n.data.as_slice()).map(|b| KeId(u16::from_be_bytes(b)));
+            if let Ok(group) = wanted
+                && create.restarts < 3
+                && create.config.proposals.iter().any(|p| p.ke.contains(&group))
+                && let Some(ke) = self.new_ke(group)
+            {
+                create.ke = Some(ke);
+                create.restarts += 1;
+                let payloads = self.child_request_payloads(&create);
+                self.send_protected_request(
+                    now,
+                    ExchangeType::CREATE_CHILD_SA,
+                    &payloads,
+                    Procedure::CreateChild(Box::new(create)),
+                );
+                return;
+            }
+        }
+        if let Some(n) = error_notify(payloads) {
+            let msg = self.child_refusal_message(&create, n.ty);
+            let name = create.config.name.clone();
+            self.fail_child(&name, child_failure_kind(n.ty), msg);
+            return;
+        }
+        let Some(nr) = find(payloads, |p| if let Payload::Nonce(n) = p { Some(n) } else { None })
+        else {
+            let name = create.config.name.clone();
+            self.fail_child(
+                &name,
+                FailureKind::Protocol,
+                "CREATE_CHILD_SA response lacks a nonce".into(),
+            );
+            return;
+        };
+        let nr = nr.data.clone();
+        let ni = create.nonce.clone().unwrap_or_default();
+        self.complete_child(now, create, payloads, &ni, &nr, None);
+    }
+
+    pub(super) fn process_create_child_request(
+        &mut self,
+        _now: Instant,
+        header: HeaderRepr,
+        payloads: &[Payload],
+    ) {
+        let respond_error = |s: &mut Self, ty: NotifyType| {
+            s.send_protected_response(
+                ExchangeType::CREATE_CHILD_SA,
+                header.message_id,
+                &[Payload::Notify(Notify::new(ty, Vec::new()))],
+            );
+        };
+        if self.established().is_none() {
+            respond_error(self, NotifyType::INVALID_SYNTAX);
+            return;
+        }
+        let Some(sa) = find(payloads, |p| if let Payload::Sa(s) = p { Some(s) } else { None })
+        else {
+            respond_error(self, NotifyType::INVALID_SYNTAX);
+            return;
+        };
+        if sa.proposals.iter().any(|p| p.protocol == ProtocolId::IKE) {
+            // IKE SA rekeying comes with the SA lifecycle work; refuse it cleanly for now
+            // (the peer keeps the current IKE SA, or reauthenticates).
+            respond_error(self, NotifyType::NO_ADDITIONAL_SAS);
+            return;
+        }
+        let Some(ni) = find(payloads, |p| if let Payload::Nonce(n) = p { Some(n) } else { None })
+        else {
+            respond_error(self, NotifyType::INVALID_SYNTAX);
+            return;
+        };
+        let ni = ni.data.clone();
+        // REKEY_SA (§2.8): the new CHILD_SA replaces the one whose SPI (our outbound, the
+        // peer's inbound) is named; the peer deletes the old one afterwards.
+        let replaces = notify(payloads, NotifyType::REKEY_SA).and_then(|n| {
+            let spi = <[u8; 4]>::try_from(n.spi.as_slice()).ok().map(u32::from_be_bytes)?;
+            self.children.iter().find(|c| c.outbound_spi == spi).map(|c| c.inbound_spi)
+        });
+        if notify(payloads, NotifyType::REKEY_SA).is_some() && replaces.is_none() {
+            respond_error(self, NotifyType::CHILD_SA_NOT_FOUND);
+            return;
+        }
+        let nr = self.random_nonce();
+        match self.respond_child(payloads, &ni, &nr, replaces, true) {
+            Ok((up, response)) => {
+                self.send_protected_response(
+                    ExchangeType::CREATE_CHILD_SA,
+                    header.message_id,
+                    &response,
+                );
+                self.install_child(*up);
+            }
+            Err(refusal) => {
+                let mut data = Vec::new();
+                if refusal.notify == NotifyType::INVALID_KE_PAYLOAD {
+                    // Tell the peer which group we want: the first PFS group of the child.
+                    if let Some(g) =
+                        refusal.child.as_deref().and_then(|c| self.child_config(c)).and_then(|c| {
+                            c.proposals
+                                .iter()
+                                .flat_map(|p| p.ke.iter())
+                                .copied()
+                                .find(|k| *k != KeId::NONE)
+                        })
+                    {
+                        data = g.0.to_be_bytes().to_vec();
+                    }
+                }
+                self.send_protected_response(
+                    ExchangeType::CREATE_CHILD_SA,
+                    header.message_id,
+                    &[Payload::Notify(Notify::new(refusal.notify, data))],
+                );
+                let name = refusal.child.clone().unwrap_or_else(|| "(no child)".to_owned());
+                self.fail_child(&name, refusal.kind, refusal.message);
+            }
+        }
+    }
+}
+
+impl Event {
+    /// The CHILD_SA of a [`Event::ChildSaUp`].
+    pub fn child_up(&self) -> Option<&ChildSaUp> {
+        match self {
+            Self::ChildSaUp(up) => Some(up),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! INFORMATIONAL exchanges (RFC 7296 §1.4): DELETE of CHILD_SAs and of the IKE SA, and the
+//! empty request used as a liveness check.
+
+use std::time::Instant;
+
+use super::{CloseReason, DownReason, Event, Procedure, Session};
+use crate::wire::ikev2::{Delete, ExchangeType, HeaderRepr, Payload, ProtocolId};
+
+impl Session {
+    pub(super) fn start_delete_child(&mut self, now: Instant, spi: u32) {
+        if !self.children.iter().any(|c| c.inbound_spi == spi) {
+            return;
+        }
+        let payloads = [Payload::Delete(Delete {
+            protocol: ProtocolId::ESP,
+            spi_size: 4,
+            spis: vec![spi.to_be_bytes().to_vec()],
+        })];
+        self.send_protected_request(
+            now,
+            ExchangeType::INFORMATIONAL,
+            &payloads,
+            Procedure::DeleteChild(spi),
+        );
+    }
+
+    pub(super) fn start_delete_ike(&mut self, now: Instant) {
+        let payloads =
+            [Payload::Delete(Delete { protocol: ProtocolId::IKE, spi_size: 0, spis: Vec::new() })];
+        self.send_protected_request(
+            now,
+            ExchangeType::INFORMATIONAL,
+            &payloads,
+            Procedure::DeleteIke,
+        );
+    }
+
+    pub(super) fn start_liveness(&mut self, now: Instant) {
+        self.send_protected_request(now, ExchangeType::INFORMATIONAL, &[], Procedure::Liveness);
+    }
+
+    pub(super) fn process_delete_child_response(&mut self, spi: u32, _payloads: &[Payload]) {
+        // Whatever the peer answers, the CHILD_SA is gone on our side (RFC 7296 §1.4.1).
+        self.remove_child(spi, DownReason::LocalDelete);
+    }
+
+    fn remove_child(&mut self, inbound_spi: u32, reason: DownReason) -> Option<u32> {
+        let pos = self.children.iter().position(|c| c.inbound_spi == inbound_spi)?;
+        let child = self.children.remove(pos);
+        self.events.push_back(Event::ChildSaDown {
+            child: child.name,
+            inbound_spi: child.inbound_spi,
+            outbound_spi: child.outbound_spi,
+            reason,
+        });
+        Some(child.inbound_spi)
+    }
+
+    pub(super) fn process_informational_request(
+        &mut self,
+        _now: Instant,
+        header: HeaderRepr,
+        payloads: &[Payload],
+    ) {
+        let mut response = Vec::new();
+        let mut delete_ike = false;
+        for p in payloads {
+            let Payload::Delete(d) = p else { continue };
+            match d.protocol {
+                ProtocolId::IKE => delete_ike = true,
+                ProtocolId::ESP | ProtocolId::AH => {
+                    // The SPIs are the peer's inbound SPIs, i.e. our outbound ones; answer with
+                    // our inbound SPIs of the same CHILD_SAs (§1.4.1).
+                    let mut ours = Vec::new();
+                    for spi in &d.spis {
+                        let Ok(bytes) = <[u8; 4]>::try_from(spi.as_slice()) else { continue };
+                        let outbound = u32::from_be_bytes(bytes);
+                        let inbound = self
+                            .children
+                            .iter()
+                            .find(|c| c.outbound_spi == outbound)
+                            .map(|c| c.inbound_spi);
+                        if let Some(inbound) = inbound {
+                            self.remove_child(inbound, DownReason::PeerDelete);
+                            ours.push(inbound.to_be_bytes().to_vec());
+                        }
+                    }
+                    if !ours.is_empty() {
+                        response.push(Payload::Delete(Delete {
+                            protocol: d.protocol,
+                            spi_size: 4,
+                            spis: ours,
+                        }));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if delete_ike {
+            self.send_protected_response(ExchangeType::INFORMATIONAL, header.message_id, &[]);
+            self.finish(CloseReason::PeerDelete);
+            return;
+        }
+        self.send_protected_response(ExchangeType::INFORMATIONAL, header.message_id, &response);
+    }
+}
