@@ -38,27 +38,59 @@ const ASSUMED_PATH_MTU: usize = 1500;
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Error>> {
     let options =
-        LoadOptions { unsupported_sections_are_errors: true, check_secret_permissions: true };
+        LoadOptions { unsupported_sections_are_errors: false, check_secret_permissions: true };
     let config = Config::load_with(config_path, &options)?;
     init_logging(config.daemon.log_level);
-    if config.manual.is_empty() {
+    if config.pools_raw.is_some() || config.authorities_raw.is_some() {
+        tracing::warn!(
+            "{}: `pools` and `authorities` sections are not supported yet and are ignored",
+            config_path.display()
+        );
+    }
+    let ike_configs = crate::ike::config::ike_configs(&config, &|conn| {
+        crate::ike::signature_auth(config_path, &config, conn)
+    })?;
+    if config.manual.is_empty() && ike_configs.is_empty() {
         return Err(format!(
-            "{}: no manual SAs configured, nothing to do (IKE connections arrive with IKEv2 support)",
+            "{}: no connections and no manual SAs configured, nothing to do",
             config_path.display()
         )
         .into());
     }
-    let plan = manual::plan(
+    let ike_enabled = !ike_configs.is_empty();
+    let mut plan = manual::plan(
         &config,
         &ferroswan_awslc::DEFAULT_PROVIDER,
         &ferroswan_awslc::LEGACY_PROVIDER,
     )?;
+    if ike_enabled {
+        // IKE SAs come and go: raw ESP and ESP-in-UDP on any local address.
+        for addr in [IpAddr::from([0u8; 4]), IpAddr::from([0u16; 8])] {
+            if !plan.raw_esp_addrs.iter().any(|a| a.is_ipv6() == addr.is_ipv6())
+                && family_usable(addr)
+            {
+                plan.raw_esp_addrs.push(addr);
+            }
+            let nat_t = SocketAddr::new(addr, crate::ike::NAT_T_PORT);
+            if !plan
+                .udp_sockets
+                .iter()
+                .any(|a| a.port() == nat_t.port() && a.is_ipv6() == nat_t.is_ipv6())
+                && family_usable(addr)
+            {
+                plan.udp_sockets.push(nat_t);
+            }
+        }
+    }
     let socket_path = socket.unwrap_or_else(|| config.daemon.socket.clone());
 
     let tun = Tun::create(&config.daemon.tun.name)
         .map_err(|e| format!("create TUN interface {}: {e}", config.daemon.tun.name))?;
     let mtu = match config.daemon.tun.mtu {
         Some(mtu) => mtu,
+        // IKE SAs are not known yet: leave room for the largest ESP-in-UDP overhead over a
+        // 1500-byte path (as strongSwan's libipsec TUN uses 1400).
+        None if ike_enabled && plan.tables.outbound.is_empty() => 1400,
         None => default_mtu(&plan),
     };
     tun.set_mtu(mtu)?;
@@ -69,7 +101,7 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
     tun.set_up()?;
     // Sockets first: they carry SOCKET_MARK before any route can steer traffic into the TUN.
     let net = Arc::new(Sockets::open(&plan)?);
-    let (routes, rules) = install_routing(&plan, tun.ifindex())?;
+    let (routes, rules) = install_routing(&plan, tun.ifindex(), ike_enabled)?;
     tracing::info!(
         "tunnel interface {} up, MTU {mtu}, routes (table {POLICY_TABLE}): {}",
         tun.name(),
@@ -79,10 +111,24 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
     let dp = Arc::new(Dataplane::new());
     let sa_count = plan.tables.outbound.len();
     dp.install(plan.tables);
+    let tun_ifindex = tun.ifindex();
     let tun = Arc::new(TunDev(tun));
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = vec![];
+    let ike = if ike_enabled {
+        Some(crate::ike::start(
+            ike_configs,
+            &config,
+            dp.clone(),
+            &net.udp,
+            tun_ifindex,
+            stop.clone(),
+            &mut workers,
+        )?)
+    } else {
+        None
+    };
     {
         let (dp, tun, net, stop) = (dp.clone(), tun.clone(), net.clone(), stop.clone());
         workers.push(spawn("outbound", move || {
@@ -99,7 +145,10 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(async {
-        let handler = StatusHandler::new(dp.clone(), Instant::now(), workers.len() as u64);
+        let mut handler = StatusHandler::new(dp.clone(), Instant::now(), workers.len() as u64);
+        if let Some(ike) = &ike {
+            handler = handler.with_ike(ike.clone());
+        }
         let server = Server::start(ServerConfig::new(&socket_path), handler).await?;
         tracing::info!("VICI control socket at {}", socket_path.display());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -120,6 +169,11 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
     drop(tun);
     tracing::info!("stopped; rules, routes and {} removed", config.daemon.tun.name);
     result
+}
+
+/// Whether this host can open sockets of `addr`'s family (IPv6 may be disabled).
+fn family_usable(addr: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(addr, 0)).is_ok()
 }
 
 /// No IPv6 link-local address on the TUN: routes into it work without one, and without it the
@@ -153,6 +207,7 @@ fn quiet_ipv6(ifname: &str) {
 fn install_routing(
     plan: &ManualPlan,
     ifindex: u32,
+    ike_enabled: bool,
 ) -> Result<(RouteGuard, RuleGuard), Box<dyn Error>> {
     let mut routes = RouteGuard::new()?;
     for r in &plan.routes {
@@ -177,7 +232,13 @@ fn install_routing(
     }
     let mut rules = RuleGuard::new()?;
     for family in [IpFamily::V4, IpFamily::V6] {
-        if !plan.routes.iter().any(|r| IpFamily::of(r.addr) == family) {
+        let needed = plan.routes.iter().any(|r| IpFamily::of(r.addr) == family)
+            || (ike_enabled
+                && family_usable(match family {
+                    IpFamily::V4 => IpAddr::from([0u8; 4]),
+                    IpFamily::V6 => IpAddr::from([0u16; 8]),
+                }));
+        if !needed {
             continue;
         }
         let rule = Rule::ferroswan(family);
@@ -290,7 +351,8 @@ impl TunDevice for TunDev {
 /// local address and port for ESP-in-UDP.
 struct Sockets {
     raw: Vec<(IpAddr, Arc<EspSocket>)>,
-    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// The ESP-in-UDP sockets (port 4500 for IKE SAs), shared with the IKE thread.
+    pub(crate) udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     send_batch: Mutex<Batch>,
 }
 
@@ -298,9 +360,16 @@ impl Sockets {
     fn open(plan: &ManualPlan) -> Result<Self, Box<dyn Error>> {
         let mut raw = vec![];
         for addr in &plan.raw_esp_addrs {
+            let bind = (!addr.is_unspecified()).then_some(*addr);
             let s = match addr {
-                IpAddr::V4(a) => EspSocket::open_v4(Some(*a)),
-                IpAddr::V6(a) => EspSocket::open_v6(Some(*a)),
+                IpAddr::V4(_) => EspSocket::open_v4(bind.and_then(|a| match a {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })),
+                IpAddr::V6(_) => EspSocket::open_v6(bind.and_then(|a| match a {
+                    IpAddr::V6(a) => Some(a),
+                    IpAddr::V4(_) => None,
+                })),
             }
             .map_err(|e| format!("open raw ESP socket on {addr}: {e}"))?;
             s.set_mark(SOCKET_MARK)?;

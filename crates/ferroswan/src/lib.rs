@@ -15,6 +15,7 @@
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod ike;
 pub mod lab;
 pub mod manual;
 pub mod status;

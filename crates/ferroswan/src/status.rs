@@ -67,10 +67,11 @@ pub fn list_sa_events(dp: &Dataplane, installed: Instant, now: Instant) -> Vec<M
     let tables = dp.tables();
     let mut by_name: BTreeMap<&str, (Option<&OutboundEntry>, Option<&InboundEntry>)> =
         BTreeMap::new();
-    for out in &tables.outbound {
+    // IKE-negotiated SAs are named `conn/child` and listed under their IKE SA instead.
+    for out in tables.outbound.iter().filter(|o| !o.name.contains('/')) {
         by_name.entry(&out.name).or_default().0 = Some(out);
     }
-    for inb in tables.inbound.values() {
+    for inb in tables.inbound.values().filter(|i| !i.name.contains('/')) {
         by_name.entry(&inb.name).or_default().1 = Some(inb);
     }
     let age = now.saturating_duration_since(installed).as_secs();
@@ -262,9 +263,60 @@ pub struct StatusHandler {
     started_wall: std::time::SystemTime,
     installed: Instant,
     workers: u64,
+    ike: Option<crate::ike::IkeHandle>,
 }
 
 impl StatusHandler {
+    /// Also reports (and controls) the IKE SAs of the IKE thread behind `ike`.
+    #[must_use]
+    pub fn with_ike(mut self, ike: crate::ike::IkeHandle) -> Self {
+        self.ike = Some(ike);
+        self
+    }
+
+    /// Runs `initiate`/`terminate` on the IKE thread and waits for the outcome.
+    fn control(
+        &self,
+        name: &str,
+        request: &Message,
+        events: &mut crate::vici::EventSink,
+    ) -> Message {
+        let Some(ike) = &self.ike else {
+            return Message::new()
+                .kv("success", "no")
+                .kv("errmsg", "no IKE connections configured");
+        };
+        let get = |key: &str| request.get_str(key).map(str::to_owned);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let command = match name {
+            "initiate" => {
+                crate::ike::Command::Initiate { conn: get("ike"), child: get("child"), reply: tx }
+            }
+            _ => crate::ike::Command::Terminate { conn: get("ike").unwrap_or_default(), reply: tx },
+        };
+        if ike.tx.send(crate::ike::Input::Command(command)).is_err() {
+            return Message::new().kv("success", "no").kv("errmsg", "IKE thread is not running");
+        }
+        let timeout = request
+            .get_str("timeout")
+            .and_then(|t| t.parse::<u64>().ok())
+            .filter(|t| *t > 0)
+            .map_or(Duration::from_secs(60), Duration::from_millis);
+        let result = rx
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| Err("timeout waiting for the IKE SA".into()));
+        let line = match &result {
+            Ok(s) | Err(s) => s.clone(),
+        };
+        events.emit(
+            "control-log",
+            Message::new().kv("group", "IKE").kv("level", "1").kv("msg", &line),
+        );
+        match result {
+            Ok(_) => Message::new().kv("success", "yes").kv("matches", "1"),
+            Err(e) => Message::new().kv("success", "no").kv("errmsg", &e),
+        }
+    }
     /// A handler reporting on `dp`, whose SAs were installed at `installed`, served by
     /// `workers` data-plane threads.
     pub fn new(dp: std::sync::Arc<Dataplane>, installed: Instant, workers: u64) -> Self {
@@ -274,6 +326,7 @@ impl StatusHandler {
             started_wall: std::time::SystemTime::now(),
             installed,
             workers,
+            ike: None,
         }
     }
 
@@ -341,11 +394,21 @@ impl crate::vici::Handler for StatusHandler {
             "version" => Some(self.version()),
             "stats" => Some(self.stats()),
             "list-sas" => {
+                if let Some(ike) = &self.ike {
+                    for event in crate::ike::status::list_sa_events(&self.dp, ike, Instant::now()) {
+                        events.emit("list-sa", event);
+                    }
+                }
                 for event in list_sa_events(&self.dp, self.installed, Instant::now()) {
                     events.emit("list-sa", event);
                 }
                 Some(Message::new())
             }
+            "initiate" | "terminate" => Some(self.control(name, _request, events)),
+            "ferroswan-failures" => Some(self.ike.as_ref().map_or_else(Message::new, |ike| {
+                let st = ike.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                st.last_failure.iter().fold(Message::new(), |m, (conn, (_, msg))| m.kv(conn, msg))
+            })),
             _ => None,
         }
     }

@@ -57,9 +57,10 @@ pub fn process<'b>(
                 dp.counters.nat_keepalives.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
-            Ok(Datagram::Ike(_)) => {
-                // IKE on the NAT-T port belongs to the control plane (not yet running).
+            Ok(Datagram::Ike(message)) => {
+                // IKE on the NAT-T port belongs to the control plane.
                 dp.counters.ike_datagrams.fetch_add(1, Ordering::Relaxed);
+                dp.deliver_ike(meta.dst, meta.src, message);
                 return None;
             }
             Err(_) => {

@@ -239,10 +239,24 @@ impl GlobalCounters {
 }
 
 /// The data plane's shared state: the current tables and global counters.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Dataplane {
     tables: ArcSwap<Tables>,
     counters: GlobalCounters,
+    ike_sink: std::sync::OnceLock<IkeSink>,
+}
+
+/// Where IKE messages that arrive on the NAT-T port go: `(our address, sender, message)`.
+pub type IkeSink = Box<dyn Fn(IpAddr, SocketAddr, &[u8]) + Send + Sync>;
+
+impl std::fmt::Debug for Dataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataplane")
+            .field("tables", &self.tables)
+            .field("counters", &self.counters)
+            .field("ike_sink", &self.ike_sink.get().is_some())
+            .finish()
+    }
 }
 
 impl Dataplane {
@@ -264,6 +278,19 @@ impl Dataplane {
     /// Global counters.
     pub fn counters(&self) -> &GlobalCounters {
         &self.counters
+    }
+
+    /// Hands IKE messages received on the NAT-T port (after the non-ESP marker) to `sink`
+    /// (the IKE thread). Set once; later calls are ignored.
+    pub fn set_ike_sink(&self, sink: IkeSink) {
+        let _ = self.ike_sink.set(sink);
+    }
+
+    /// Delivers an IKE message from the NAT-T port to the sink, if one is set.
+    pub(crate) fn deliver_ike(&self, local: IpAddr, remote: SocketAddr, message: &[u8]) {
+        if let Some(sink) = self.ike_sink.get() {
+            sink(local, remote, message);
+        }
     }
 }
 

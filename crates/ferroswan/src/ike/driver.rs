@@ -1,0 +1,587 @@
+//! The IKE thread: drives the sans-IO [`Endpoint`] with real sockets and time, and turns its
+//! events into data-plane state (SAs, policies, routes).
+//!
+//! ```text
+//! UDP 500 reader thread ──┐
+//! inbound worker (4500, non-ESP marker) ──┼──► channel ──► IKE thread ──► Endpoint
+//! VICI commands (initiate, terminate) ────┘                   │
+//!                                       transmits ◄───────────┤ (UDP 500 / 4500 sockets)
+//!                       Dataplane::install / routes ◄─────────┘ events (ChildSaUp/Down)
+//! ```
+//!
+//! Everything the endpoint reports is logged in one line; failures are kept per connection
+//! for `ferroswan status`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ferroswan_proto::crypto::CryptoProvider;
+use ferroswan_proto::esp::{InboundSa, OutboundSa, PacketBuf};
+use ferroswan_proto::ikev2::session::{ChildSaUp, Event, IkeSaInfo, Transmit};
+use ferroswan_proto::ikev2::{Endpoint, SessionId};
+use ferroswan_proto::policy::SaSelectors;
+
+use crate::dataplane::{Dataplane, Destination, InboundEntry, OutboundEntry, Tables};
+use crate::manual::cidrs;
+use crate::sys::netlink::{POLICY_TABLE, Route, RouteGuard};
+use crate::sys::socket::{Batch, RecvMeta, UdpSocket};
+
+/// What the IKE thread is told.
+#[derive(Debug)]
+pub enum Input {
+    /// An IKE message (non-ESP marker removed) that arrived on `local` from `remote`.
+    Datagram {
+        /// Our address and port.
+        local: SocketAddr,
+        /// The sender.
+        remote: SocketAddr,
+        /// The message.
+        bytes: Vec<u8>,
+    },
+    /// A control command.
+    Command(Command),
+}
+
+/// Control commands (VICI `initiate`/`terminate`, `ferroswan up/down`).
+#[derive(Debug)]
+pub enum Command {
+    /// Bring up a connection's child (or the connection's first child).
+    Initiate {
+        /// Connection name; `None`: the first connection with `child`.
+        conn: Option<String>,
+        /// Child name.
+        child: Option<String>,
+        /// Answer: once the CHILD_SA is up or failed, a line for the user.
+        reply: Sender<Result<String, String>>,
+    },
+    /// Delete the IKE SAs of a connection.
+    Terminate {
+        /// Connection name.
+        conn: String,
+        /// Answer.
+        reply: Sender<Result<String, String>>,
+    },
+}
+
+/// A CHILD_SA as shown by status.
+#[derive(Clone, Debug)]
+pub struct ChildStatus {
+    /// The child config name.
+    pub name: String,
+    /// The negotiated facts.
+    pub up: ferroswan_proto::ikev2::session::ChildSa,
+    /// When it was installed.
+    pub installed: Instant,
+    /// UDP encapsulation.
+    pub encap: bool,
+}
+
+/// An IKE SA as shown by status.
+#[derive(Clone, Debug)]
+pub struct IkeStatus {
+    /// Facts from the endpoint.
+    pub info: IkeSaInfo,
+    /// When it was established.
+    pub established: Instant,
+    /// Its CHILD_SAs.
+    pub children: Vec<ChildStatus>,
+}
+
+/// What the status command shows about IKE.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// Established IKE SAs by session.
+    pub sas: BTreeMap<u64, IkeStatus>,
+    /// Last failure per connection, with when it happened.
+    pub last_failure: BTreeMap<String, (std::time::SystemTime, String)>,
+}
+
+/// The handle the rest of the daemon keeps.
+#[derive(Clone, Debug)]
+pub struct IkeHandle {
+    /// Sends input to the IKE thread.
+    pub tx: Sender<Input>,
+    /// The status snapshot.
+    pub status: Arc<Mutex<Status>>,
+}
+
+struct Installed {
+    session: SessionId,
+    conn: String,
+    outbound: Arc<OutboundEntry>,
+    inbound: Arc<InboundEntry>,
+    selectors: SaSelectors,
+    routes: Vec<Route>,
+}
+
+/// The IKE thread's state.
+pub struct Driver {
+    endpoint: Endpoint,
+    provider: CryptoProvider,
+    dp: Arc<Dataplane>,
+    base_tables: Vec<(Arc<OutboundEntry>, SaSelectors, Arc<InboundEntry>)>,
+    sock500: Vec<Arc<UdpSocket>>,
+    sock4500: Vec<Arc<UdpSocket>>,
+    batch: Batch,
+    children: BTreeMap<u32, Installed>,
+    routes: RouteGuard,
+    route_refs: HashMap<(IpAddr, u8), usize>,
+    tun_ifindex: u32,
+    status: Arc<Mutex<Status>>,
+    waiting: Vec<(String, Sender<Result<String, String>>)>,
+}
+
+impl Driver {
+    /// A driver over these sockets (one per family each for 500 and 4500).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        endpoint: Endpoint,
+        provider: CryptoProvider,
+        dp: Arc<Dataplane>,
+        sock500: Vec<Arc<UdpSocket>>,
+        sock4500: Vec<Arc<UdpSocket>>,
+        tun_ifindex: u32,
+        status: Arc<Mutex<Status>>,
+    ) -> std::io::Result<Self> {
+        let tables = dp.tables();
+        let base_tables = tables
+            .outbound
+            .iter()
+            .filter_map(|o| {
+                let inb = tables.inbound.values().find(|i| i.name == o.name)?;
+                Some((o.clone(), inb.selectors.clone(), inb.clone()))
+            })
+            .collect();
+        Ok(Self {
+            endpoint,
+            provider,
+            dp,
+            base_tables,
+            sock500,
+            sock4500,
+            batch: Batch::new(),
+            children: BTreeMap::new(),
+            routes: RouteGuard::new()?,
+            route_refs: HashMap::new(),
+            tun_ifindex,
+            status,
+            waiting: Vec::new(),
+        })
+    }
+
+    /// The endpoint (for initiating at startup).
+    pub fn endpoint_mut(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
+    }
+
+    /// Runs until `stop`; then deletes every IKE SA (waiting briefly for answers).
+    pub fn run(mut self, rx: &Receiver<Input>, stop: &AtomicBool) {
+        self.flush();
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let wait = self
+                .endpoint
+                .poll_timeout()
+                .map_or(Duration::from_millis(200), |t| t.saturating_duration_since(now))
+                .min(Duration::from_millis(200));
+            match rx.recv_timeout(wait) {
+                Ok(input) => self.handle_input(input),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.endpoint.handle_timeout(Instant::now());
+            self.flush();
+        }
+        // Graceful stop: DELETE every IKE SA, give the peers a moment to answer.
+        let ids: Vec<SessionId> = self.endpoint.sessions().map(|(id, _)| id).collect();
+        let now = Instant::now();
+        for id in ids {
+            if let Some(s) = self.endpoint.session_mut(id) {
+                s.close(now);
+            }
+        }
+        self.flush();
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while self.endpoint.sessions().next().is_some() && Instant::now() < deadline {
+            if let Ok(input) = rx.recv_timeout(Duration::from_millis(50)) {
+                self.handle_input(input);
+            }
+            self.flush();
+        }
+        for (_, installed) in std::mem::take(&mut self.children) {
+            for r in installed.routes {
+                let _ = self.routes.remove(&r);
+            }
+        }
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Datagram { local, remote, bytes } => {
+                self.endpoint.handle(now, local, remote, &bytes)
+            }
+            Input::Command(Command::Initiate { conn, child, reply }) => {
+                let conn = conn.or_else(|| {
+                    let child = child.as_deref()?;
+                    self.endpoint
+                        .connections()
+                        .iter()
+                        .find(|c| c.child(child).is_some())
+                        .map(|c| c.name.clone())
+                });
+                let Some(conn) = conn else {
+                    let _ = reply
+                        .send(Err("no connection with that child (give --ike or --child)".into()));
+                    return;
+                };
+                match self.initiate(&conn, child.as_deref()) {
+                    Ok(_) => self.waiting.push((conn, reply)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Input::Command(Command::Terminate { conn, reply }) => {
+                let ids: Vec<SessionId> = self
+                    .endpoint
+                    .sessions()
+                    .filter(|(_, s)| s.config().name == conn)
+                    .map(|(id, _)| id)
+                    .collect();
+                if ids.is_empty() {
+                    let _ = reply.send(Err(format!("no IKE SA of connection '{conn}'")));
+                    return;
+                }
+                for id in &ids {
+                    if let Some(s) = self.endpoint.session_mut(*id) {
+                        s.close(now);
+                    }
+                }
+                let _ = reply.send(Ok(format!("closing {} IKE SA(s) of '{conn}'", ids.len())));
+            }
+        }
+    }
+
+    /// Starts a connection toward its configured remote address.
+    pub fn initiate(&mut self, conn: &str, child: Option<&str>) -> Result<SessionId, String> {
+        let config = self
+            .endpoint
+            .connections()
+            .iter()
+            .find(|c| c.name == conn)
+            .cloned()
+            .ok_or_else(|| format!("no connection named '{conn}'"))?;
+        let remote_ip = *config.remote_addrs.first().ok_or_else(|| {
+            format!(
+                "connection '{conn}' has no single remote address to initiate to (remote_addrs)"
+            )
+        })?;
+        let local_ip = match config.local_addrs.first() {
+            Some(ip) => *ip,
+            None => source_for(remote_ip).map_err(|e| format!("no route to {remote_ip}: {e}"))?,
+        };
+        let child =
+            child.map(str::to_owned).or_else(|| config.children.first().map(|c| c.name.clone()));
+        tracing::info!(
+            "initiating {conn} ({local_ip} → {remote_ip}){}",
+            child.as_deref().map_or(String::new(), |c| format!(", child {c}"))
+        );
+        self.endpoint
+            .initiate(
+                Instant::now(),
+                conn,
+                child.as_deref(),
+                SocketAddr::new(local_ip, 500),
+                SocketAddr::new(remote_ip, 500),
+            )
+            .map_err(|e| e.to_string())
+    }
+
+    /// Sends what the endpoint wants sent and applies its events.
+    pub fn flush(&mut self) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            self.send(&t);
+        }
+        while let Some((id, event)) = self.endpoint.poll_event() {
+            self.apply(id, event);
+        }
+        // Events may have queued more datagrams (DELETE answers, errors).
+        while let Some(t) = self.endpoint.poll_transmit() {
+            self.send(&t);
+        }
+    }
+
+    fn send(&mut self, t: &Transmit) {
+        let (socks, payload) = if t.non_esp_marker {
+            let mut p = Vec::with_capacity(t.payload.len() + 4);
+            p.extend_from_slice(&[0, 0, 0, 0]);
+            p.extend_from_slice(&t.payload);
+            (&self.sock4500, p)
+        } else {
+            (&self.sock500, t.payload.clone())
+        };
+        let Some(sock) = socks.iter().find(|s| s.local_addr().is_ipv6() == t.remote.is_ipv6())
+        else {
+            tracing::warn!("no socket to send IKE to {}", t.remote);
+            return;
+        };
+        let src = (!t.local.ip().is_unspecified()).then_some(t.local.ip());
+        let outcome = sock.send_batch_from(&mut self.batch, src, [(t.remote, payload.as_slice())]);
+        if let Some(e) = outcome.first_error {
+            tracing::warn!("sending IKE to {}: {e}", t.remote);
+        }
+    }
+
+    fn record_failure(&self, what: &str, message: &str) {
+        let conn = what.split('/').next().unwrap_or(what).to_owned();
+        let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        st.last_failure.insert(conn, (std::time::SystemTime::now(), format!("{what}: {message}")));
+    }
+
+    fn answer_waiting(&mut self, conn: &str, result: Result<String, String>) {
+        let mut i = 0;
+        while i < self.waiting.len() {
+            if self.waiting.get(i).is_some_and(|(c, _)| c == conn) {
+                let (_, reply) = self.waiting.swap_remove(i);
+                let _ = reply.send(result.clone());
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn apply(&mut self, id: SessionId, event: Event) {
+        match event {
+            Event::Established(info) => {
+                tracing::info!(
+                    "IKE SA {}[{id}] established between {}[{}]...{}[{}] with {}{}",
+                    info.name,
+                    info.local,
+                    info.local_id,
+                    info.remote,
+                    info.remote_id,
+                    super::suite_text(&info.suite),
+                    if info.nat_local || info.nat_remote {
+                        " (NAT-T, UDP encapsulation)"
+                    } else {
+                        ""
+                    }
+                );
+                let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                st.sas.insert(
+                    id.0,
+                    IkeStatus { info, established: Instant::now(), children: Vec::new() },
+                );
+            }
+            Event::ChildSaUp(up) => self.install(id, *up),
+            Event::ChildSaDown { child, inbound_spi, outbound_spi, reason } => {
+                tracing::info!(
+                    "CHILD_SA {child} SPIs {inbound_spi:08x}_i {outbound_spi:08x}_o deleted ({reason:?})"
+                );
+                if let Some(installed) = self.children.remove(&inbound_spi) {
+                    self.remove_routes(&installed.routes);
+                }
+                self.rebuild_tables();
+                let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(sa) = st.sas.get_mut(&id.0) {
+                    sa.children.retain(|c| c.up.inbound_spi != inbound_spi);
+                }
+            }
+            Event::Failed(f) => {
+                tracing::warn!("{f}");
+                self.record_failure(&f.what, &f.message);
+                let conn = f.what.split('/').next().unwrap_or(&f.what).to_owned();
+                self.answer_waiting(&conn, Err(f.to_string()));
+            }
+            Event::Closed(reason) => {
+                let name = self
+                    .status
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .sas
+                    .remove(&id.0)
+                    .map(|s| s.info.name);
+                if let Some(name) = name {
+                    tracing::info!("IKE SA {name}[{id}] closed ({reason:?})");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn install(&mut self, id: SessionId, up: ChildSaUp) {
+        let name = format!("{}/{}", up.ike, up.child.name);
+        let result = (|| -> Result<(), String> {
+            let outbound =
+                OutboundSa::new(&up.outbound, &self.provider).map_err(|e| e.to_string())?;
+            let inbound = InboundSa::new(&up.inbound, &self.provider).map_err(|e| e.to_string())?;
+            let dst = if up.encap {
+                let sock = self
+                    .sock4500
+                    .iter()
+                    .find(|s| s.local_addr().is_ipv6() == up.remote.is_ipv6())
+                    .ok_or("no UDP 4500 socket for this address family")?;
+                Destination::Udp { local: sock.local_addr(), remote: up.remote }
+            } else {
+                Destination::Raw(up.remote.ip())
+            };
+            let selectors = SaSelectors::new(up.child.local_ts.clone(), up.child.remote_ts.clone());
+            let mut routes = Vec::new();
+            for ts in &up.child.remote_ts {
+                for r in cidrs(ts) {
+                    let src = (up.child.mode == ferroswan_proto::esp::Mode::Transport
+                        && r.addr.is_ipv4() == up.local.is_ipv4())
+                    .then_some(up.local.ip());
+                    routes.push(Route {
+                        dst: r.addr,
+                        prefix_len: r.prefix_len,
+                        ifindex: self.tun_ifindex,
+                        src,
+                        table: POLICY_TABLE,
+                    });
+                }
+            }
+            for r in &routes {
+                let count = self.route_refs.entry((r.dst, r.prefix_len)).or_insert(0);
+                if *count == 0 {
+                    if let Err(e) = self.routes.add(*r) {
+                        tracing::warn!("route {r}: {e}");
+                    }
+                }
+                *count += 1;
+            }
+            self.children.insert(
+                up.inbound.spi,
+                Installed {
+                    session: id,
+                    conn: up.ike.clone(),
+                    outbound: Arc::new(OutboundEntry {
+                        name: name.clone(),
+                        sa: outbound,
+                        dst,
+                        local: up.local.ip(),
+                    }),
+                    inbound: Arc::new(InboundEntry {
+                        name: name.clone(),
+                        sa: inbound,
+                        selectors: selectors.clone(),
+                    }),
+                    selectors,
+                    routes,
+                },
+            );
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.rebuild_tables();
+                tracing::info!(
+                    "CHILD_SA {name} established with SPIs {:08x}_i {:08x}_o and TS {} === {}{}",
+                    up.inbound.spi,
+                    up.outbound.spi,
+                    ferroswan_proto::ikev2::ts::List(&up.child.local_ts),
+                    ferroswan_proto::ikev2::ts::List(&up.child.remote_ts),
+                    if up.encap { " (ESP in UDP)" } else { "" }
+                );
+                {
+                    let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(sa) = st.sas.get_mut(&id.0) {
+                        sa.children.push(ChildStatus {
+                            name: up.child.name.clone(),
+                            up: up.child.clone(),
+                            installed: Instant::now(),
+                            encap: up.encap,
+                        });
+                    }
+                }
+                let conn = up.ike.clone();
+                self.answer_waiting(&conn, Ok(format!("CHILD_SA {name} established")));
+            }
+            Err(e) => {
+                tracing::error!("CHILD_SA {name}: could not install: {e}");
+                self.record_failure(&name, &format!("could not install: {e}"));
+            }
+        }
+    }
+
+    fn remove_routes(&mut self, routes: &[Route]) {
+        for r in routes {
+            if let Some(count) = self.route_refs.get_mut(&(r.dst, r.prefix_len)) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.route_refs.remove(&(r.dst, r.prefix_len));
+                    if let Err(e) = self.routes.remove(r) {
+                        tracing::debug!("remove route {r}: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn rebuild_tables(&self) {
+        let mut tables = Tables::default();
+        for (out, sel, inb) in &self.base_tables {
+            tables.add_outbound(out.clone(), sel.clone());
+            tables.add_inbound(inb.clone());
+        }
+        // Newest CHILD_SA first for a selector pair: BTreeMap order is by SPI, so sort by age.
+        for installed in self.children.values() {
+            tables.add_outbound(installed.outbound.clone(), installed.selectors.clone());
+            tables.add_inbound(installed.inbound.clone());
+        }
+        let _ = self.children.values().map(|i| (i.session, &i.conn)).count();
+        self.dp.install(tables);
+    }
+}
+
+/// The source address the kernel would use toward `remote`.
+fn source_for(remote: IpAddr) -> std::io::Result<IpAddr> {
+    let bind: SocketAddr = if remote.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }
+        .map_err(|_| std::io::Error::other("address"))?;
+    let s = std::net::UdpSocket::bind(bind)?;
+    s.connect(SocketAddr::new(remote, 500))?;
+    Ok(s.local_addr()?.ip())
+}
+
+/// Reads IKE datagrams from a port-500 socket and forwards them to the IKE thread.
+pub fn read_port_500(sock: &UdpSocket, tx: &Sender<Input>, stop: &AtomicBool) {
+    let mut batch = Batch::new();
+    let mut bufs: Vec<PacketBuf> = (0..8).map(|_| PacketBuf::new(65536, 0)).collect();
+    let mut metas = vec![RecvMeta::<SocketAddr>::default(); 8];
+    let port = sock.local_addr().port();
+    while !stop.load(Ordering::Relaxed) {
+        let n =
+            match sock.recv_batch(&mut batch, &mut bufs, &mut metas, 0, Duration::from_millis(200))
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("IKE socket: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+        for (buf, meta) in bufs.iter().zip(&metas).take(n) {
+            if meta.truncated {
+                continue;
+            }
+            let input = Input::Datagram {
+                local: SocketAddr::new(meta.dst, port),
+                remote: meta.src,
+                bytes: buf.data().to_vec(),
+            };
+            if tx.send(input).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Creates the channel to the IKE thread.
+pub fn channel() -> (Sender<Input>, Receiver<Input>) {
+    mpsc::channel()
+}

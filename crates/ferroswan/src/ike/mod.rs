@@ -1,0 +1,162 @@
+//! IKEv2 in the daemon: configuration ([`config`]) and the IKE thread ([`driver`]) around the
+//! sans-IO core in `ferroswan_proto::ikev2`.
+
+pub mod config;
+pub mod driver;
+pub mod status;
+
+use ferroswan_proto::ikev2::proposal::IkeSuite;
+use ferroswan_proto::wire::IntegId;
+
+use crate::status::{encr_name, integ_name};
+
+/// An IKE suite as strongSwan logs it: `AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384`.
+pub fn suite_text(s: &IkeSuite) -> String {
+    let mut out = encr_name(s.encr);
+    if s.encr_key_bits != 0 {
+        out.push_str(&format!("_{}", s.encr_key_bits));
+    }
+    if s.integ != IntegId::NONE {
+        out.push('/');
+        out.push_str(&integ_name(s.integ));
+    }
+    out.push_str(&format!("/{:?}/{:?}", s.prf, s.ke));
+    out
+}
+
+use std::error::Error;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use ferroswan_proto::ikev2::Endpoint;
+use ferroswan_proto::ikev2::config::{EndpointConfig, IkeConfig, LocalAuth, RemoteAuth};
+
+use crate::config::connection::Connection;
+use crate::config::{Config, ConfigError};
+use crate::dataplane::Dataplane;
+use crate::sys::netlink::SOCKET_MARK;
+use crate::sys::socket::UdpSocket;
+
+pub use driver::{Command, IkeHandle, Input, Status};
+
+/// The IKE port.
+pub const IKE_PORT: u16 = 500;
+/// The NAT-T port (IKE with the non-ESP marker, and ESP in UDP).
+pub const NAT_T_PORT: u16 = 4500;
+
+/// Builds the signer and verifier of a `pubkey` connection.
+pub fn signature_auth(
+    _config_path: &Path,
+    _config: &Config,
+    conn: &Connection,
+) -> Result<(LocalAuth, RemoteAuth), ConfigError> {
+    Err(ConfigError::new(
+        conn.location.clone(),
+        format!(
+            "connection {}: pubkey (certificate) authentication is not available in this build yet",
+            conn.name
+        ),
+    )
+    .with_hint("use auth = psk for now"))
+}
+
+/// Starts IKE: port-500 sockets and readers, the IKE thread, and the connections with
+/// `start_action = start`. `nat_t` are the data plane's UDP 4500 sockets (shared: the inbound
+/// worker hands IKE messages with the non-ESP marker to the IKE thread).
+pub fn start(
+    connections: Vec<IkeConfig>,
+    config: &Config,
+    dp: Arc<Dataplane>,
+    nat_t: &[(SocketAddr, Arc<UdpSocket>)],
+    tun_ifindex: u32,
+    stop: Arc<AtomicBool>,
+    workers: &mut Vec<JoinHandle<()>>,
+) -> Result<IkeHandle, Box<dyn Error>> {
+    let (tx, rx) = driver::channel();
+    let mut sock500 = Vec::new();
+    for addr in [IpAddr::from([0u8; 4]), IpAddr::from([0u16; 8])] {
+        let bind = SocketAddr::new(addr, IKE_PORT);
+        match UdpSocket::bind(bind) {
+            Ok(s) => {
+                s.set_mark(SOCKET_MARK)?;
+                sock500.push(Arc::new(s));
+            }
+            Err(e) if addr.is_ipv6() => tracing::debug!("no IPv6 IKE socket: {e}"),
+            Err(e) => {
+                return Err(
+                    format!("bind IKE socket {bind}: {e} (is another IKE daemon running?)").into()
+                );
+            }
+        }
+    }
+    let sock4500: Vec<Arc<UdpSocket>> =
+        nat_t.iter().filter(|(a, _)| a.port() == NAT_T_PORT).map(|(_, s)| s.clone()).collect();
+    {
+        let tx = Mutex::new(tx.clone());
+        dp.set_ike_sink(Box::new(move |local, remote, message| {
+            let input = Input::Datagram {
+                local: SocketAddr::new(local, NAT_T_PORT),
+                remote,
+                bytes: message.to_vec(),
+            };
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(input);
+            }
+        }));
+    }
+    for s in &sock500 {
+        let (s, tx, stop) = (s.clone(), tx.clone(), stop.clone());
+        workers.push(std::thread::Builder::new().name("ferroswan-ike500".into()).spawn(
+            move || {
+                driver::read_port_500(&s, &tx, &stop);
+            },
+        )?);
+    }
+    let starts: Vec<(String, String)> = config
+        .connections
+        .iter()
+        .flat_map(|c| {
+            c.children
+                .iter()
+                .filter(|ch| ch.start_action.start)
+                .map(|ch| (c.name.clone(), ch.name.clone()))
+        })
+        .collect();
+    let names: Vec<String> = connections.iter().map(|c| c.name.clone()).collect();
+    let endpoint = Endpoint::new(
+        EndpointConfig {
+            connections: connections.into_iter().map(Arc::new).collect(),
+            ..EndpointConfig::default()
+        },
+        ferroswan_awslc::DEFAULT_PROVIDER,
+    );
+    let status = Arc::new(Mutex::new(Status::default()));
+    let mut drv = driver::Driver::new(
+        endpoint,
+        ferroswan_awslc::DEFAULT_PROVIDER,
+        dp,
+        sock500,
+        sock4500,
+        tun_ifindex,
+        status.clone(),
+    )?;
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    drv.endpoint_mut().set_unix_time(Instant::now(), unix);
+    tracing::info!("IKEv2 on UDP {IKE_PORT}/{NAT_T_PORT}, connections: {}", names.join(", "));
+    for (conn, child) in starts {
+        if let Err(e) = drv.initiate(&conn, Some(&child)) {
+            tracing::warn!("start_action = start: {e}");
+        }
+    }
+    let stop_ike = stop;
+    workers.push(std::thread::Builder::new().name("ferroswan-ike".into()).spawn(move || {
+        drv.run(&rx, &stop_ike);
+    })?);
+    Ok(IkeHandle { tx, status })
+}
