@@ -294,7 +294,7 @@ impl PublicKey {
             (Self::Ed25519(k), Scheme::Ed25519) => (&signature::ED25519, k),
             _ => {
                 return Err(VerifyError::WrongKey(format!(
-                    "{} signature cannot be made by a {} key",
+                    "{} signature does not fit the {} key",
                     scheme.name(),
                     self.kind()
                 )));

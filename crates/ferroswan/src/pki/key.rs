@@ -65,14 +65,15 @@ impl PrivateKey {
     /// DER. Encrypted keys are refused with a hint to decrypt them: passphrases are not
     /// supported yet.
     pub fn from_pem_or_der(bytes: &[u8]) -> Result<Self, String> {
+        let Some(text) = bytes.windows(11).position(|w| w == b"-----BEGIN ") else {
+            return Self::from_der(bytes);
+        };
+        // `ENCRYPTED PRIVATE KEY` (PKCS#8) or `Proc-Type: 4,ENCRYPTED` (OpenSSL's PEM).
         if bytes.windows(9).any(|w| w == b"ENCRYPTED") {
             return Err("encrypted private keys are not supported yet; decrypt it with \
                         `openssl pkey -in KEY -out KEY.plain` and protect the file by permissions"
                 .to_owned());
         }
-        let Some(text) = bytes.windows(11).position(|w| w == b"-----BEGIN ") else {
-            return Self::from_der(bytes);
-        };
         let text = bytes.get(text..).unwrap_or_default();
         let (label, der) =
             x509_cert::der::pem::decode_vec(text).map_err(|e| format!("bad PEM ({e})"))?;

@@ -263,7 +263,7 @@ fn each_failure_says_what_is_wrong() {
     let e = message(check(&verifier(), &id("carol"), &carol, method, &data, OCTETS, NOW));
     assert_eq!(
         e,
-        "signature does not verify: RSA PKCS#1 with SHA-1 signature cannot be made by a ECDSA \
+        "signature does not verify: RSA PKCS#1 with SHA-1 signature does not fit the ECDSA \
          P-256 key (certificate \"C=CH, O=ferroswan test, CN=carol.example\")"
     );
     let (_, rsa7427) = signer("moon", "private/moonKey.pem").sign(OCTETS, ALL_HASHES).unwrap();
@@ -276,7 +276,7 @@ fn each_failure_says_what_is_wrong() {
         OCTETS,
         NOW,
     ));
-    assert!(e.contains("RSA PKCS#1 with SHA-256 signature cannot be made by a ECDSA P-256"), "{e}");
+    assert!(e.contains("RSA PKCS#1 with SHA-256 signature does not fit the ECDSA P-256"), "{e}");
     let e = message(check(&verifier(), &id("carol"), &carol, AuthMethod(2), &data, OCTETS, NOW));
     assert!(e.contains("not a signature method"), "{e}");
     let e = message(check(&verifier(), &id("carol"), &[], method, &data, OCTETS, NOW));
@@ -475,4 +475,64 @@ fn store_errors_name_the_file_and_the_fix() {
     std::fs::write(tmp.path().join("x509ca/bad.pem"), b"not a cert").unwrap();
     let e = CredentialStore::load(tmp.path()).unwrap_err().to_string();
     assert!(e.contains("x509ca/bad.pem: not an X.509 certificate in PEM or DER"), "{e}");
+}
+
+#[test]
+fn secrets_key_files_are_loaded_relative_to_their_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (from, to) in [
+        ("x509ca/rootCert.pem", "x509ca/rootCert.pem"),
+        ("x509/daveCert.pem", "x509/daveCert.pem"),
+        ("pkcs8/daveKey.pem", "pkcs8/sub/dave.key"),
+    ] {
+        let to = tmp.path().join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(dir().join(from), to).unwrap();
+    }
+    let cfg = crate::config::Config::parse_str(
+        "connections { c { remote_addrs = 192.0.2.2\n local { auth = pubkey\n certs = daveCert.pem }\n \
+         remote { auth = pubkey } } }\n secrets { pkcs8-dave { file = sub/dave.key } }",
+        tmp.path().join("swanctl.conf"),
+    )
+    .unwrap();
+    let local = &cfg.connections[0].local[0];
+    let without = CredentialStore::load(tmp.path()).unwrap();
+    assert!(matches!(without.signer_for(local), Err(PkiError::NoPrivateKey { .. })));
+    let store = CredentialStore::load_with_secrets(tmp.path(), &cfg.secrets).unwrap();
+    let s = store.signer_for(local).unwrap();
+    let (method, data) = s.sign(OCTETS, &[]).unwrap();
+    assert_eq!(method, AuthMethod::ECDSA_SHA384_P384);
+    let v = store.verifier_for(&cfg.connections[0].remote[0], &IdMatcher::Any).unwrap();
+    let id = Identity::fqdn("dave.example");
+    check(v.as_ref(), &id, &s.certificates(), method, &data, OCTETS, NOW).unwrap();
+}
+
+/// Regenerates the fixtures with strongSwan's `pki` into a temporary directory and runs a
+/// round trip on them, so `generate.sh` keeps working (needs the Debian package strongswan-pki).
+#[test]
+#[ignore = "needs strongSwan's pki tool (Debian package strongswan-pki)"]
+fn generator_script_makes_fixtures_that_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(dir().join("generate.sh"), tmp.path().join("generate.sh")).unwrap();
+    let status = std::process::Command::new("bash")
+        .arg(tmp.path().join("generate.sh"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = CredentialStore::load(tmp.path()).unwrap();
+    assert_eq!(store.certificates().count(), 9);
+    let cfg = conn("certs = moonCert.pem", "id = %any");
+    let c = &cfg.connections[0];
+    let s = store.signer_for(&c.local[0]).unwrap();
+    let v = store.verifier_for(&c.remote[0], &IdMatcher::Any).unwrap();
+    let id = s.default_identity().unwrap();
+    // The fixtures are valid from now on for 20 years.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for hashes in [&[][..], ALL_HASHES] {
+        let (method, data) = s.sign(OCTETS, hashes).unwrap();
+        check(v.as_ref(), &id, &s.certificates(), method, &data, OCTETS, now).unwrap();
+    }
+    let expected = std::fs::read_to_string(tmp.path().join("expected/root.certreq.hex")).unwrap();
+    assert_eq!(hex::encode(v.certreq()), expected.trim());
 }
