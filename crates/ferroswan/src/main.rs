@@ -57,6 +57,9 @@ enum Command {
         /// MiB to send through the tunnel over TCP.
         #[arg(long, default_value_t = 20)]
         mib: u32,
+        /// Use manually keyed SAs instead of negotiating them with IKEv2.
+        #[arg(long)]
+        manual: bool,
     },
     /// Check a configuration file and show what the daemon would set up.
     CheckConfig {
@@ -72,7 +75,9 @@ fn main() -> ExitCode {
         Command::Daemon { config, socket } => ferroswan::daemon::run(&config, socket),
         Command::Status { socket, json } => status(&socket, json),
         Command::CheckConfig { config } => check_config(&config),
-        Command::Lab { proposal, encap, ipv6_outer, mib } => lab(proposal, encap, ipv6_outer, mib),
+        Command::Lab { proposal, encap, ipv6_outer, mib, manual } => {
+            lab(proposal, encap, ipv6_outer, mib, !manual)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,6 +139,7 @@ fn lab(
     encap: bool,
     ipv6_outer: bool,
     mib: u32,
+    ike: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use ferroswan::lab::netns::Topology;
     use ferroswan::lab::tunnel::{LabTunnel, TunnelOptions, capture_transit, outer, transfer};
@@ -158,7 +164,12 @@ fn lab(
     step(
         2,
         &format!(
-            "starting ferroswan on both gateways: manually keyed SA, {proposal}, {}",
+            "starting ferroswan on both gateways: {}, ESP {proposal}, {}",
+            if ike {
+                "IKEv2 with a pre-shared key (gateway A initiates)"
+            } else {
+                "manually keyed SA"
+            },
             if encap { "ESP in UDP 4500" } else { "raw ESP (IP protocol 50)" }
         ),
     );
@@ -166,6 +177,7 @@ fn lab(
         proposal,
         encap,
         ipv6_outer,
+        ike,
         ..TunnelOptions::new(std::env::current_exe()?)
     };
     let tunnel = LabTunnel::start(&topo, options)?;

@@ -105,6 +105,7 @@ fn assert_tunnel_up(pair: &Pair) {
     assert_eq!(a.inbound.keymat, b.outbound.keymat);
     assert_eq!(a.outbound.keymat, b.inbound.keymat);
     assert_ne!(a.inbound.keymat, a.outbound.keymat);
+    assert_eq!(a.encap, b.encap, "both sides must agree on UDP encapsulation");
     assert_eq!(a.child.local_ts, b.child.remote_ts);
     assert_eq!(a.child.remote_ts, b.child.local_ts);
     assert_eq!(a.child.local_ts[0].to_string(), "10.1.0.0/16");

@@ -48,20 +48,40 @@ pub const IKE_PORT: u16 = 500;
 /// The NAT-T port (IKE with the non-ESP marker, and ESP in UDP).
 pub const NAT_T_PORT: u16 = 4500;
 
-/// Builds the signer and verifier of a `pubkey` connection.
+/// Builds the signer and verifier of a `pubkey` connection from the certificates and keys
+/// beside the config file (swanctl's `x509/`, `x509ca/`, `private/`, … directories).
 pub fn signature_auth(
-    _config_path: &Path,
-    _config: &Config,
+    config_path: &Path,
+    config: &Config,
     conn: &Connection,
 ) -> Result<(LocalAuth, RemoteAuth), ConfigError> {
-    Err(ConfigError::new(
-        conn.location.clone(),
-        format!(
-            "connection {}: pubkey (certificate) authentication is not available in this build yet",
-            conn.name
-        ),
-    )
-    .with_hint("use auth = psk for now"))
+    let refuse = |e: &dyn std::fmt::Display| {
+        ConfigError::new(conn.location.clone(), format!("connection {}: {e}", conn.name))
+    };
+    let dir = config_path.parent().unwrap_or_else(|| Path::new("."));
+    let store = crate::pki::CredentialStore::load_with_secrets(dir, &config.secrets)
+        .map_err(|e| refuse(&e))?;
+    let (Some(local), Some(remote)) = (conn.local.first(), conn.remote.first()) else {
+        return Err(refuse(&"needs local and remote sections"));
+    };
+    let local_auth = match local.auth {
+        crate::config::connection::AuthMethod::Pubkey(_) => {
+            LocalAuth::Signature(store.signer_for(local).map_err(|e| refuse(&e))?)
+        }
+        _ => LocalAuth::Psk,
+    };
+    let remote_auth = match remote.auth {
+        crate::config::connection::AuthMethod::Pubkey(_) => {
+            let matcher = match remote.id.as_deref() {
+                None => ferroswan_proto::ikev2::identity::IdMatcher::Any,
+                Some(id) => ferroswan_proto::ikev2::identity::IdMatcher::from_swanctl(id)
+                    .map_err(|e| refuse(&format!("remote.id: {e}")))?,
+            };
+            RemoteAuth::Signature(store.verifier_for(remote, &matcher).map_err(|e| refuse(&e))?)
+        }
+        _ => RemoteAuth::Psk,
+    };
+    Ok((local_auth, remote_auth))
 }
 
 /// Starts IKE: port-500 sockets and readers, the IKE thread, and the connections with

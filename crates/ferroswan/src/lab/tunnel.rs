@@ -56,6 +56,8 @@ pub struct TunnelOptions {
     pub encap: bool,
     /// IPv6 outer addresses (transit) instead of IPv4.
     pub ipv6_outer: bool,
+    /// Negotiate the SAs with IKEv2 (PSK; gateway A initiates) instead of manual keys.
+    pub ike: bool,
 }
 
 impl TunnelOptions {
@@ -66,6 +68,7 @@ impl TunnelOptions {
             proposal: "aes128gcm16".into(),
             encap: false,
             ipv6_outer: false,
+            ike: false,
         }
     }
 }
@@ -135,6 +138,48 @@ fn lan(gw: &Gateway) -> Result<IfAddrs, Error> {
     gw.lan0
         .clone()
         .ok_or_else(|| Error::Check("the lab tunnel needs a topology with LAN hosts".into()))
+}
+
+/// The swanctl.conf of one side with an IKEv2 connection (PSK); `initiator` starts it.
+fn ike_config(local: &Gateway, remote: &Gateway, o: &TunnelOptions, initiator: bool) -> Result<String, Error> {
+    let (l, r) = (lan(local)?, lan(remote)?);
+    Ok(format!(
+        "# written by ferroswan lab\nferroswan {{\n  tun {{\n    name = fsw0\n  }}\n}}\n\
+         connections {{\n  lab {{\n    local_addrs = {}\n    remote_addrs = {}\n    encap = {}\n    \
+         proposals = aes256gcm16-prfsha384-ecp384, aes128gcm16-prfsha256-x25519\n    \
+         local {{\n      auth = psk\n      id = {}\n    }}\n    remote {{\n      auth = psk\n      id = {}\n    }}\n    \
+         children {{\n      net {{\n        local_ts = {}, {}\n        remote_ts = {}, {}\n        \
+         esp_proposals = {}\n        start_action = {}\n      }}\n    }}\n  }}\n}}\n\
+         secrets {{\n  ike-lab {{\n    id-a = {}\n    id-b = {}\n    secret = \"lab only: not a secret\"\n  }}\n}}\n",
+        outer(&local.wan0, o.ipv6_outer),
+        outer(&remote.wan0, o.ipv6_outer),
+        if o.encap { "yes" } else { "no" },
+        if initiator { "gw-a.lab" } else { "gw-b.lab" },
+        if initiator { "gw-b.lab" } else { "gw-a.lab" },
+        l.v4_network(),
+        l.v6_network(),
+        r.v4_network(),
+        r.v6_network(),
+        o.proposal,
+        if initiator { "start" } else { "none" },
+        "gw-a.lab",
+        "gw-b.lab",
+    ))
+}
+
+/// Waits until the daemon's log says the CHILD_SA is installed.
+fn wait_child_up(d: &Daemon, label: &str) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = d.process.read_log().unwrap_or_default();
+        if log.contains("CHILD_SA lab/net established") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Check(format!("{label}: no CHILD_SA within 15 s; log:\n{log}")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The swanctl.conf-syntax config of one side.
@@ -209,6 +254,16 @@ impl LabTunnel {
     pub fn start(topo: &Topology, options: TunnelOptions) -> Result<Self, Error> {
         let (ga, gb) = (topo.gw_a(), topo.gw_b());
         let dir = topo.log_dir();
+        if options.ike {
+            // The responder first, so the initiator's first IKE_SA_INIT finds it listening.
+            let b_conf = ike_config(gb, ga, &options, false)?;
+            let a_conf = ike_config(ga, gb, &options, true)?;
+            let b = start_daemon(&gb.ns, dir, "gwb", &b_conf, &options.binary)?;
+            let a = start_daemon(&ga.ns, dir, "gwa", &a_conf, &options.binary)?;
+            wait_child_up(&a, "gateway A")?;
+            wait_child_up(&b, "gateway B")?;
+            return Ok(Self { a, b, options });
+        }
         let a_conf = config(ga, gb, &options, SPI_B_TO_A, SPI_A_TO_B)?;
         let b_conf = config(gb, ga, &options, SPI_A_TO_B, SPI_B_TO_A)?;
         let a = start_daemon(&ga.ns, dir, "gwa", &a_conf, &options.binary)?;

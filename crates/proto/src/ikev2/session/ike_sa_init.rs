@@ -333,7 +333,7 @@ impl Session {
         };
         self.crypto = Some(crypto);
         self.suite = Some(suite);
-        self.detect_nat(&payloads);
+        self.detect_nat(&payloads, self.spi_r);
         let our_message = self.outstanding.take().map(|o| o.bytes).unwrap_or_default();
         let result = InitResult {
             our_message,
@@ -350,7 +350,9 @@ impl Session {
 
     /// Compares the peer's NAT_DETECTION_* hashes with ours and floats to port 4500 if a NAT
     /// is seen on either side or `encap` is configured (RFC 7296 §2.23, RFC 3948).
-    pub(super) fn detect_nat(&mut self, payloads: &[Payload]) {
+    /// `spi_r` is the responder SPI in the header of the message that carried the hashes: 0 in
+    /// the IKE_SA_INIT request.
+    pub(super) fn detect_nat(&mut self, payloads: &[Payload], spi_r: u64) {
         let prf = self.provider.prf;
         let sources: Vec<&Notify> = payloads
             .iter()
@@ -367,9 +369,9 @@ impl Session {
             }
             return;
         }
-        let remote_hash = nat_hash(prf, self.spi_i, self.spi_r, self.remote);
+        let remote_hash = nat_hash(prf, self.spi_i, spi_r, self.remote);
         self.nat_remote = !sources.iter().any(|n| n.data == remote_hash);
-        let local_hash = nat_hash(prf, self.spi_i, self.spi_r, self.local);
+        let local_hash = nat_hash(prf, self.spi_i, spi_r, self.local);
         self.nat_local = destination.is_some_and(|n| n.data != local_hash);
         if self.nat_local || self.nat_remote || self.config.encap {
             self.float();
@@ -515,7 +517,7 @@ impl Session {
         };
         session.crypto = Some(crypto);
         session.suite = Some(suite);
-        session.detect_nat(&payloads);
+        session.detect_nat(&payloads, 0);
         let mut out = vec![
             Payload::Sa(Sa { proposals: vec![selected.to_wire(Vec::new())] }),
             Payload::Ke(Ke { group: suite.ke, data: our_ke.secret.public_value().to_vec() }),
