@@ -37,7 +37,7 @@
 //!
 //! [`start_ferroswan`] runs `ferroswan daemon -c <dir>/swanctl.conf --socket <dir>/ferroswan.vici`
 //! inside the gateway's namespace, stdout and stderr to `<log_dir>/<gateway>-ferroswan.log`,
-//! and waits for the socket to appear. The daemon reads the credentials next to its
+//! and waits until the socket accepts connections. The daemon reads the credentials next to its
 //! `swanctl.conf` as swanctl does. It must answer VICI `list-sas` with strongSwan's keys
 //! (`state`, `child-sas.<name>.state`, …), which is how "CHILD_SA up" is detected, exactly as
 //! for charon. As initiator, the child carries `start_action = start`
@@ -48,6 +48,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 use std::fs;
 use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -980,7 +981,7 @@ swanctl {{
 ///
 /// Runs `BINARY daemon -c <swanctl_dir>/swanctl.conf --socket <swanctl_dir>/ferroswan.vici`
 /// inside the namespace, stdout and stderr to `<log_dir>/<name>-ferroswan.log`, and waits until
-/// the socket exists. The daemon is expected to load its credentials from `swanctl_dir`
+/// the socket accepts connections. The daemon is expected to load its credentials from `swanctl_dir`
 /// (`x509/`, `x509ca/`, `rsa/`, `ecdsa/`, `pkcs8/`, `private/`) as swanctl would, to initiate
 /// children with `start_action = start` by itself, and to answer VICI `list-sas` on the socket.
 pub fn start_ferroswan(
@@ -1046,16 +1047,18 @@ fn swanctl(gw: &RunningGateway, args: &[&str]) -> Result<Output, String> {
     cmd.output().map_err(|e| format!("running swanctl: {e}"))
 }
 
-/// Waits for the daemon's VICI socket; fails early when the daemon exits, and the error then
-/// carries the tail of its log (it is not in the case's gateway list yet).
+/// Waits until the daemon's VICI socket accepts connections (charon creates the file a moment
+/// before it listens: a `swanctl` in between gets "Connection refused"); fails early when the
+/// daemon exits, and the error then carries the tail of its log (it is not in the case's
+/// gateway list yet).
 fn wait_for_socket(gw: &mut RunningGateway) -> Result<(), String> {
     let deadline = Instant::now() + SOCKET_TIMEOUT;
-    while !gw.socket.exists() {
+    while UnixStream::connect(&gw.socket).is_err() {
         let exited = gw.process.try_wait().map_err(|e| e.to_string())?;
         if exited.is_some() || Instant::now() > deadline {
             let why = match exited {
-                Some(status) => format!("exited ({status}) before creating"),
-                None => format!("did not create within {} s:", SOCKET_TIMEOUT.as_secs()),
+                Some(status) => format!("exited ({status}) before listening on"),
+                None => format!("did not listen within {} s on", SOCKET_TIMEOUT.as_secs()),
             };
             return Err(format!(
                 "{} ({}) {why} {}\n---- {} ({}): last {LOG_TAIL_LINES} log lines ----\n{}",
@@ -1301,6 +1304,12 @@ pub fn run_case(
         observed.push((gw.name, gw.implementation, sa));
     }
 
+    // 4b. Behind the NAT, strongSwan must have seen it (libipsec fakes "remote host is behind
+    //     NAT" everywhere, so only these two are real evidence).
+    if case.nat {
+        check_nat(&running, &observed)?;
+    }
+
     // 5. Traffic both ways, both inner families.
     traffic(&running)?;
     let t = {
@@ -1357,6 +1366,28 @@ fn traffic(running: &Running<'_>) -> Result<(), Error> {
                     format!("{label} ({dst}): {} of {} replies", p.received, p.transmitted),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// NAT cases: a strongSwan initiator reports `nat-local = yes`, a strongSwan responder sees the
+/// initiator at the NAT router's outside address.
+fn check_nat(running: &Running<'_>, observed: &[Observed]) -> Result<(), Error> {
+    let seen = running.topo.gw_a_as_seen_by_gw_b();
+    let v6 = running.case.family == Family::V6;
+    let nat_addr = if v6 { IpAddr::from(seen.v6) } else { IpAddr::from(seen.v4) }.to_string();
+    for (name, implementation, (ike, _)) in observed {
+        if *implementation != Implementation::Strongswan {
+            continue;
+        }
+        let (key, want) =
+            if *name == "moon" { ("nat-local", "yes") } else { ("remote-host", nat_addr.as_str()) };
+        if ike.get_str(key) != Some(want) {
+            return Err(running.fail(
+                &format!("NAT on {name}"),
+                format!("{key}: expected {want}, got {:?}; IKE_SA: {ike:?}", ike.get_str(key)),
+            ));
         }
     }
     Ok(())
