@@ -8,9 +8,14 @@
 
 use std::path::PathBuf;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ferroswan::config::{connection, secrets, settings};
 use ferroswan::lab::interop::{
-    Auth, Case, CertStore, HarnessOptions, Implementation, Matrix, run_case,
+    Auth, Case, CertSet, CertStore, Family, FerroswanInitiation, GatewayConfig, HarnessOptions,
+    IdKind, Implementation, Matrix, gateway_fqdn, run_case, write_swanctl_dir,
 };
+use ferroswan::lab::netns::IfAddrs;
 
 fn matrix_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/matrix.toml")
@@ -71,6 +76,80 @@ fn matrix_is_valid_and_covers_both_roles() {
                 m.cases.iter().any(|c| pred(c) && fsw_vs_ss(c, ini)),
                 "{what}, {ini} initiating"
             );
+        }
+    }
+}
+
+/// The swanctl.conf the harness writes for each case's two gateways reads with ferroswan's own
+/// config reader (`connections`, `secrets`), so a ferroswan gateway never fails on the harness's
+/// syntax. Addresses are the lab topology's; no namespaces are needed.
+#[test]
+fn generated_swanctl_confs_read_with_ferroswans_config_reader() {
+    let m = load();
+    let tmp = tempfile::tempdir().unwrap();
+    // Certificate cases only need files to copy here; their content is not parsed.
+    let dummy = |name: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, "dummy").unwrap();
+        p
+    };
+    let lan = |third: u16, v4: [u8; 4]| IfAddrs {
+        ifname: "lan0",
+        v4: Ipv4Addr::from(v4),
+        v4_prefix: 24,
+        v6: Ipv6Addr::new(0xfd00, third, 0, 0, 0, 0, 0, 1),
+        v6_prefix: 64,
+    };
+    for case in &m.cases {
+        let key_kind = case.key_kind();
+        let certs = key_kind.map(|kind| CertSet {
+            kind,
+            ca_cert: dummy("ca.pem"),
+            moon: (dummy("moon.pem"), dummy("moon.key")),
+            sun: (dummy("sun.pem"), dummy("sun.key")),
+        });
+        let (a, b): (IpAddr, IpAddr) = match case.family {
+            Family::V4 => (Ipv4Addr::new(192, 0, 2, 1).into(), Ipv4Addr::new(192, 0, 2, 2).into()),
+            _ => (
+                Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into(),
+                Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2).into(),
+            ),
+        };
+        let id = |name: &str, addr: IpAddr| match case.ids {
+            IdKind::Ip => addr.to_string(),
+            _ => gateway_fqdn(name),
+        };
+        for (name, peer, initiator, implementation, local, remote) in [
+            ("moon", "sun", true, case.initiator, a, b),
+            ("sun", "moon", false, case.responder, b, a),
+        ] {
+            let gw = GatewayConfig {
+                name,
+                peer,
+                implementation,
+                initiator,
+                local_addr: local,
+                remote_addr: remote,
+                local_id: id(name, local),
+                remote_id: id(peer, remote),
+                local_lan: if initiator { lan(1, [10, 1, 0, 1]) } else { lan(2, [10, 2, 0, 1]) },
+                remote_lan: if initiator { lan(2, [10, 2, 0, 1]) } else { lan(1, [10, 1, 0, 1]) },
+                ferroswan_initiation: FerroswanInitiation::StartAction,
+            };
+            let dir = tmp.path().join(&case.name).join(name);
+            let conf = write_swanctl_dir(&dir, case, &gw, certs.as_ref()).unwrap();
+            let tree = settings::parse_file(&conf).unwrap();
+            let conns = connection::connections(tree.root.section("connections").unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            assert_eq!(conns.len(), 1, "{}", case.name);
+            if let Some(sec) = tree.root.section("secrets") {
+                secrets::secrets(sec).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            }
+            assert_eq!(tree.root.section("secrets").is_some(), case.auth == Auth::Psk);
+            if let Some(kind) = key_kind {
+                assert!(dir.join(kind.key_dir()).join(format!("{name}.pem")).is_file());
+                assert!(dir.join("x509ca/ca.pem").is_file() && dir.join("x509").is_dir());
+            }
         }
     }
 }
