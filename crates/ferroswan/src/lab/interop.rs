@@ -105,6 +105,14 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A file-system operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The matrix is not valid TOML or does not match the case format.
     #[error("interop matrix: {0}")]
     Parse(String),
@@ -170,6 +178,7 @@ pub struct Case {
 /// Authentication of both gateways.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Auth {
     /// Ed25519 certificates (RFC 8420) from one Ed25519 CA.
     Ed25519,
@@ -184,6 +193,7 @@ pub enum Auth {
 /// Which IKEv2 implementation runs a gateway.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Implementation {
     /// `ferroswan daemon` ([`start_ferroswan`]).
     Ferroswan,
@@ -205,6 +215,7 @@ pub enum Family {
 /// IKE identity type of PSK cases.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum IdKind {
     /// `moon.ferroswan.test` / `sun.ferroswan.test` (ID_FQDN).
     #[default]
@@ -216,6 +227,7 @@ pub enum IdKind {
 /// ECDSA curve.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Curve {
     /// NIST P-256.
     P256,
@@ -583,10 +595,8 @@ impl CertStore {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let dir =
             std::env::temp_dir().join(format!("fslab-certs-{}-{nanos:x}", std::process::id()));
-        fs::create_dir_all(&dir).map_err(|source| Error::Read {
-            path: format!("creating {}", dir.display()),
-            source,
-        })?;
+        fs::create_dir_all(&dir)
+            .map_err(|source| Error::Io { what: format!("creating {}", dir.display()), source })?;
         Ok(Self { dir, sets: Mutex::new(HashMap::new()) })
     }
 
