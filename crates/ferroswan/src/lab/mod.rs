@@ -6,9 +6,12 @@
 //!   crashed runs.
 //! - [`tunnel`]: two `ferroswan daemon`s on a topology's gateways with a manually keyed tunnel,
 //!   and the checks run through it (ping, TCP transfer with checksum, transit capture).
+//! - [`interop`]: IKEv2 interop cases from `interop/matrix.toml`: strongSwan or ferroswan on
+//!   each gateway, certificates from strongSwan's `pki`, tunnel and algorithm checks.
 //!
 //! Everything here needs root (namespaces, veth, nftables) and the Debian packages listed in
 //! `scripts/test`.
 
+pub mod interop;
 pub mod netns;
 pub mod tunnel;
