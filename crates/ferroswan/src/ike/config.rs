@@ -109,11 +109,15 @@ pub fn addrs(list: &[HostSpec]) -> Vec<IpAddr> {
         .collect()
 }
 
+/// Builds the signer and verifier of one `pubkey` connection (the certificate store).
+pub type SignatureAuth<'a> =
+    dyn Fn(&Connection) -> Result<(LocalAuth, RemoteAuth), ConfigError> + 'a;
+
 /// Builds the IKE configs of every connection. `signature` builds the signer and verifier for
 /// `pubkey` rounds (the certificate store), or refuses with a reason.
 pub fn ike_configs(
     config: &Config,
-    signature: &dyn Fn(&Connection) -> Result<(LocalAuth, RemoteAuth), ConfigError>,
+    signature: &SignatureAuth<'_>,
 ) -> Result<Vec<IkeConfig>, ConfigError> {
     let psks = Arc::new(SecretsPsk::new(&config.secrets)?);
     let mut out = Vec::new();

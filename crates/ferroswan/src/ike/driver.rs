@@ -110,8 +110,6 @@ pub struct IkeHandle {
 }
 
 struct Installed {
-    session: SessionId,
-    conn: String,
     outbound: Arc<OutboundEntry>,
     inbound: Arc<InboundEntry>,
     selectors: SaSelectors,
@@ -448,18 +446,16 @@ impl Driver {
             }
             for r in &routes {
                 let count = self.route_refs.entry((r.dst, r.prefix_len)).or_insert(0);
-                if *count == 0 {
-                    if let Err(e) = self.routes.add(*r) {
-                        tracing::warn!("route {r}: {e}");
-                    }
+                if *count == 0
+                    && let Err(e) = self.routes.add(*r)
+                {
+                    tracing::warn!("route {r}: {e}");
                 }
                 *count += 1;
             }
             self.children.insert(
                 up.inbound.spi,
                 Installed {
-                    session: id,
-                    conn: up.ike.clone(),
                     outbound: Arc::new(OutboundEntry {
                         name: name.clone(),
                         sa: outbound,
@@ -534,7 +530,6 @@ impl Driver {
             tables.add_outbound(installed.outbound.clone(), installed.selectors.clone());
             tables.add_inbound(installed.inbound.clone());
         }
-        let _ = self.children.values().map(|i| (i.session, &i.conn)).count();
         self.dp.install(tables);
     }
 }

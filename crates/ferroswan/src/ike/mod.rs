@@ -107,9 +107,10 @@ pub fn start(
             }
             Err(e) if addr.is_ipv6() => tracing::debug!("no IPv6 IKE socket: {e}"),
             Err(e) => {
-                return Err(
-                    format!("bind IKE socket {bind}: {e} (is another IKE daemon running?)").into()
-                );
+                return Err(format!(
+                    "bind IKE socket {bind}: {e} (is another IKE daemon running?)"
+                )
+                .into());
             }
         }
     }

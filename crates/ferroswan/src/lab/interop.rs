@@ -846,6 +846,9 @@ connections {{
     }
     let path = dir.join("swanctl.conf");
     fs::write(&path, conf).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    // It holds the PSK: owner-only, as ferroswan insists (strongSwan does not care).
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("chmod 600 {}: {e}", path.display()))?;
     Ok(path)
 }
 

@@ -141,7 +141,12 @@ fn lan(gw: &Gateway) -> Result<IfAddrs, Error> {
 }
 
 /// The swanctl.conf of one side with an IKEv2 connection (PSK); `initiator` starts it.
-fn ike_config(local: &Gateway, remote: &Gateway, o: &TunnelOptions, initiator: bool) -> Result<String, Error> {
+fn ike_config(
+    local: &Gateway,
+    remote: &Gateway,
+    o: &TunnelOptions,
+    initiator: bool,
+) -> Result<String, Error> {
     let (l, r) = (lan(local)?, lan(remote)?);
     Ok(format!(
         "# written by ferroswan lab\nferroswan {{\n  tun {{\n    name = fsw0\n  }}\n}}\n\
