@@ -106,3 +106,138 @@ pub fn ikev2_message(data: &[u8]) {
         }
     }
 }
+
+/// Feeds an IKEv2 responder (no-security provider, one PSK connection) a sequence of
+/// datagrams: `data` is split into chunks, each prefixed by a big-endian `u16` length. After the
+/// first chunk, the responder SPI field of later chunks is set to the responder's real SPI, so
+/// the fuzzer gets past the SPI lookup into IKE_AUTH, CREATE_CHILD_SA and INFORMATIONAL
+/// processing (the null provider's ICVs always verify). Nothing may panic, and the endpoint
+/// must stay consistent: every session it reports can be polled.
+pub fn ikev2_responder(data: &[u8]) {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use ferroswan_proto::ikev2::Endpoint;
+    use ferroswan_proto::ikev2::config::EndpointConfig;
+
+    let now = Instant::now();
+    let local: std::net::SocketAddr = "192.0.2.2:500".parse().unwrap_or_else(|_| unreachable!());
+    let remote: std::net::SocketAddr = "192.0.2.1:500".parse().unwrap_or_else(|_| unreachable!());
+    let config = crate::ikesim::psk_config(
+        "fuzz",
+        remote.ip(),
+        local.ip(),
+        vec![fuzz_ike_proposal()],
+        vec![fuzz_esp_proposal()],
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+        b"fuzz",
+    );
+    let mut endpoint = Endpoint::new(
+        EndpointConfig { connections: vec![Arc::new(config)], ..EndpointConfig::default() },
+        null_provider(),
+    );
+    let mut rest = data;
+    let mut t = now;
+    let mut spi_r: Option<u64> = None;
+    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
+        let (chunk, tail) = tail.split_at(len);
+        rest = tail;
+        let mut msg = chunk.to_vec();
+        if let (Some(spi), Some(field)) = (spi_r, msg.get_mut(8..16)) {
+            field.copy_from_slice(&spi.to_be_bytes());
+        }
+        endpoint.handle(t, local, remote, &msg);
+        while endpoint.poll_transmit().is_some() {}
+        while endpoint.poll_event().is_some() {}
+        if spi_r.is_none() {
+            spi_r = endpoint.sessions().next().map(|(_, s)| s.spis().1);
+        }
+        t += Duration::from_secs(1);
+        endpoint.handle_timeout(t);
+        for (_, s) in endpoint.sessions() {
+            let _ = (s.state_name(), s.children().len(), s.poll_timeout());
+        }
+    }
+}
+
+fn fuzz_ike_proposal() -> ferroswan_proto::ikev2::proposal::ProposalSpec {
+    use ferroswan_proto::wire::{EncrId, KeId, PrfId, ikev2::ProtocolId};
+    ferroswan_proto::ikev2::proposal::ProposalSpec {
+        protocol: ProtocolId::IKE,
+        encr: vec![(EncrId::ENCR_AES_GCM_16, 128)],
+        prf: vec![PrfId::PRF_HMAC_SHA2_256],
+        integ: vec![],
+        ke: vec![KeId::ECP_256],
+        esn: vec![],
+    }
+}
+
+fn fuzz_esp_proposal() -> ferroswan_proto::ikev2::proposal::ProposalSpec {
+    use ferroswan_proto::wire::{EncrId, ikev2::ProtocolId};
+    ferroswan_proto::ikev2::proposal::ProposalSpec {
+        protocol: ProtocolId::ESP,
+        encr: vec![(EncrId::ENCR_AES_GCM_16, 128)],
+        prf: vec![],
+        integ: vec![],
+        ke: vec![],
+        esn: vec![false],
+    }
+}
+
+/// Seeds for [`ikev2_responder`]: the messages a null-provider initiator sends in a full
+/// exchange (IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL), framed as the target
+/// expects, in a few prefixes.
+pub fn ikev2_responder_seeds() -> Vec<Vec<u8>> {
+    use crate::ikesim::{Pair, Side, psk_config};
+    let a = psk_config(
+        "fuzz",
+        "192.0.2.1".parse().unwrap_or_else(|_| unreachable!()),
+        "192.0.2.2".parse().unwrap_or_else(|_| unreachable!()),
+        vec![fuzz_ike_proposal()],
+        vec![fuzz_esp_proposal()],
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        b"fuzz",
+    );
+    let b = psk_config(
+        "fuzz",
+        "192.0.2.2".parse().unwrap_or_else(|_| unreachable!()),
+        "192.0.2.1".parse().unwrap_or_else(|_| unreachable!()),
+        vec![fuzz_ike_proposal()],
+        vec![fuzz_esp_proposal()],
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+        b"fuzz",
+    );
+    let mut pair = Pair::new(null_provider(), vec![a], vec![b]);
+    let sid = pair.initiate(Side::A, "fuzz", Some("net"));
+    pair.drive();
+    let now = pair.now;
+    if let Some(s) = pair.a.endpoint.session_mut(sid) {
+        s.create_child(now, "net");
+    }
+    pair.drive();
+    let now = pair.now;
+    if let Some(s) = pair.a.endpoint.session_mut(sid) {
+        s.close(now);
+    }
+    pair.drive();
+    let from_a: Vec<Vec<u8>> = pair
+        .wire
+        .iter()
+        .filter(|(side, _)| *side == Side::A)
+        .map(|(_, t)| t.payload.clone())
+        .collect();
+    (1..=from_a.len())
+        .map(|n| {
+            let mut out = Vec::new();
+            for m in from_a.iter().take(n) {
+                out.extend_from_slice(&u16::try_from(m.len()).unwrap_or(u16::MAX).to_be_bytes());
+                out.extend_from_slice(m);
+            }
+            out
+        })
+        .collect()
+}
