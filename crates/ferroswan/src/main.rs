@@ -94,14 +94,26 @@ fn status(socket: &PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>
         let mut client = Client::connect(socket).await?;
         let (events, _) = client.request_streaming("list-sas", &Message::new(), "list-sa").await?;
         let stats = client.request("stats", &Message::new()).await?;
+        // Our own command: the last failed negotiation per connection (absent on strongSwan).
+        let failures =
+            client.request("ferroswan-failures", &Message::new()).await.unwrap_or_default();
         if json {
             let value = serde_json::json!({
                 "sas": events.iter().map(ferroswan::status::to_json).collect::<Vec<_>>(),
                 "stats": ferroswan::status::to_json(&stats),
+                "last-failures": ferroswan::status::to_json(&failures),
             });
             println!("{}", serde_json::to_string_pretty(&value)?);
         } else {
             print!("{}", ferroswan::status::render(&events, &stats));
+            let failures = ferroswan::status::to_json(&failures);
+            if let Some(map) = failures.as_object().filter(|m| !m.is_empty()) {
+                println!("last failure per connection:");
+                // Each message starts with its connection (and child) name.
+                for msg in map.values() {
+                    println!("  {}", msg.as_str().unwrap_or_default());
+                }
+            }
         }
         Ok(())
     })
