@@ -280,8 +280,14 @@ connections {
         local_addrs = 192.0.2.1
         remote_addrs = 192.0.2.2
         proposals = aes256gcm16-prfsha384-ecp384, aes128-sha256-modp2048
-        local { auth = psk id = moon.example }
-        remote { auth = psk id = @sun.example }
+        local {
+            auth = psk
+            id = moon.example
+        }
+        remote {
+            auth = psk
+            id = @sun.example
+        }
         children {
             net {
                 local_ts = 10.1.0.0/16
@@ -292,8 +298,13 @@ connections {
     }
 }
 secrets {
-    ike-any { secret = "fallback" }
-    ike-sun { id-1 = sun.example secret = "sunsecret" }
+    ike-any {
+        secret = "fallback"
+    }
+    ike-sun {
+        id-1 = sun.example
+        secret = "sunsecret"
+    }
 }
 "#;
 
@@ -324,7 +335,8 @@ secrets {
         ));
         let e = ike_configs(&c, &|_| unreachable!()).unwrap_err().to_string();
         assert!(e.contains("swanctl.conf:") && e.contains("Beet"), "{e}");
-        let c = load(&CONF.replace("ike-any { secret = \"fallback\" }\n    ike-sun { id-1 = sun.example secret = \"sunsecret\" }", ""));
+        let secrets = CONF.find("secrets {").unwrap();
+        let c = load(&format!("{}secrets {{\n}}\n", &CONF[..secrets]));
         let e = ike_configs(&c, &|_| unreachable!()).unwrap_err().to_string();
         assert!(e.contains("no ike secret"), "{e}");
     }
