@@ -544,3 +544,42 @@ fn half_open_sa_expires() {
         pair.b.events.iter().any(|(_, e)| matches!(e, Event::Closed(CloseReason::HalfOpenTimeout)))
     );
 }
+
+#[test]
+fn unknown_critical_payload_is_answered_with_unsupported_critical_payload() {
+    use ferroswan_proto::wire::ikev2::{Message, NotifyType, Payload, PayloadType};
+    let mut pair = default_pair();
+    // Capture A's IKE_SA_INIT request without delivering it.
+    pair.drop = Some(Box::new(|_, _, _| true));
+    pair.initiate(Side::A, "gw", Some("net"));
+    pair.drive_for(Duration::from_millis(1));
+    let mut request = Message::parse(&pair.wire[0].1.payload).unwrap();
+    request.payloads.push(Payload::Unknown {
+        ty: PayloadType(200),
+        critical: true,
+        body: vec![1, 2, 3],
+    });
+    let bytes = request.emit().unwrap();
+    let (local, remote) = ("192.0.2.2:500".parse().unwrap(), "192.0.2.1:500".parse().unwrap());
+    pair.b.endpoint.handle(pair.now, local, remote, &bytes);
+    let reply = pair.b.endpoint.poll_transmit().expect("an error reply");
+    let reply = Message::parse(&reply.payload).unwrap();
+    assert!(reply.header.flags.response());
+    assert!(
+        matches!(
+            reply.payloads.as_slice(),
+            [Payload::Notify(n)] if n.ty == NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD && n.data == [200]
+        ),
+        "{reply:?}"
+    );
+    // The same payload without the critical bit is skipped and the exchange goes on.
+    let mut request = Message::parse(&pair.wire[0].1.payload).unwrap();
+    request.payloads.push(Payload::Unknown {
+        ty: PayloadType(200),
+        critical: false,
+        body: vec![1, 2, 3],
+    });
+    pair.b.endpoint.handle(pair.now, local, remote, &request.emit().unwrap());
+    let reply = Message::parse(&pair.b.endpoint.poll_transmit().unwrap().payload).unwrap();
+    assert!(reply.payloads.iter().any(|p| matches!(p, Payload::Sa(_))), "{reply:?}");
+}
