@@ -49,6 +49,33 @@ pub fn integ_name(integ: IntegId) -> String {
     }
 }
 
+/// strongSwan's name for a PRF.
+pub fn prf_name(prf: ferroswan_proto::wire::PrfId) -> String {
+    use ferroswan_proto::wire::PrfId as P;
+    match prf {
+        P::PRF_HMAC_SHA1 => "PRF_HMAC_SHA1".into(),
+        P::PRF_HMAC_SHA2_256 => "PRF_HMAC_SHA2_256".into(),
+        P::PRF_HMAC_SHA2_384 => "PRF_HMAC_SHA2_384".into(),
+        P::PRF_HMAC_SHA2_512 => "PRF_HMAC_SHA2_512".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// strongSwan's name for a key exchange method.
+pub fn ke_name(ke: ferroswan_proto::wire::KeId) -> String {
+    use ferroswan_proto::wire::KeId as K;
+    match ke {
+        K::MODP_2048 => "MODP_2048".into(),
+        K::MODP_3072 => "MODP_3072".into(),
+        K::MODP_4096 => "MODP_4096".into(),
+        K::ECP_256 => "ECP_256".into(),
+        K::ECP_384 => "ECP_384".into(),
+        K::ECP_521 => "ECP_521".into(),
+        K::CURVE25519 => "CURVE_25519".into(),
+        other => format!("{other:?}"),
+    }
+}
+
 fn algorithms(suite: &EspSuite) -> Algorithms {
     Algorithms {
         encr_alg: Some(encr_name(suite.encr)),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferroswan_awslc::DEFAULT_PROVIDER;
 use ferroswan_proto::crypto::CryptoProvider;
-use ferroswan_proto::ikev2::config::EndpointConfig;
+use ferroswan_proto::ikev2::config::{EndpointConfig, IkeConfig};
 use ferroswan_proto::ikev2::identity::{IdMatcher, Identity};
 use ferroswan_proto::ikev2::proposal::ProposalSpec;
 use ferroswan_proto::ikev2::session::{CloseReason, Event};
@@ -52,6 +52,20 @@ fn default_esp() -> Vec<ProposalSpec> {
     vec![esp(GCM128, None, &[], false)]
 }
 
+/// Connection `gw` of `side` (A is 192.0.2.1, B is 192.0.2.2) toward the other side.
+fn gw_config(
+    side: Side,
+    ike: Vec<ProposalSpec>,
+    esp: Vec<ProposalSpec>,
+    local_ts: &str,
+    remote_ts: &str,
+    psk: &[u8],
+) -> IkeConfig {
+    let (a, b) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+    let (local, remote) = if side == Side::A { (a, b) } else { (b, a) };
+    psk_config("gw", local, remote, ike, esp, local_ts, remote_ts, psk)
+}
+
 /// A (initiator side) and B with mirrored PSK configs.
 fn pair_with(
     provider: CryptoProvider,
@@ -60,26 +74,8 @@ fn pair_with(
     esp_a: Vec<ProposalSpec>,
     esp_b: Vec<ProposalSpec>,
 ) -> Pair {
-    let a = psk_config(
-        "gw",
-        "192.0.2.1".parse().unwrap(),
-        "192.0.2.2".parse().unwrap(),
-        ike_a,
-        esp_a,
-        "10.1.0.0/16",
-        "10.2.0.0/16",
-        b"secret",
-    );
-    let b = psk_config(
-        "gw",
-        "192.0.2.2".parse().unwrap(),
-        "192.0.2.1".parse().unwrap(),
-        ike_b,
-        esp_b,
-        "10.2.0.0/16",
-        "10.1.0.0/16",
-        b"secret",
-    );
+    let a = gw_config(Side::A, ike_a, esp_a, "10.1.0.0/16", "10.2.0.0/16", b"secret");
+    let b = gw_config(Side::B, ike_b, esp_b, "10.2.0.0/16", "10.1.0.0/16", b"secret");
     Pair::new(provider, vec![a], vec![b])
 }
 
@@ -202,26 +198,10 @@ fn invalid_ke_payload_makes_the_initiator_retry_with_the_asked_group() {
 
 #[test]
 fn cookie_round_trip_when_too_many_half_open() {
-    let a = psk_config(
-        "gw",
-        "192.0.2.1".parse().unwrap(),
-        "192.0.2.2".parse().unwrap(),
-        default_ike(),
-        default_esp(),
-        "10.1.0.0/16",
-        "10.2.0.0/16",
-        b"secret",
-    );
-    let b = psk_config(
-        "gw",
-        "192.0.2.2".parse().unwrap(),
-        "192.0.2.1".parse().unwrap(),
-        default_ike(),
-        default_esp(),
-        "10.2.0.0/16",
-        "10.1.0.0/16",
-        b"secret",
-    );
+    let a =
+        gw_config(Side::A, default_ike(), default_esp(), "10.1.0.0/16", "10.2.0.0/16", b"secret");
+    let b =
+        gw_config(Side::B, default_ike(), default_esp(), "10.2.0.0/16", "10.1.0.0/16", b"secret");
     let eb = EndpointConfig { cookie_threshold: 0, ..EndpointConfig::default() };
     let mut pair = Pair::with_endpoint_config(
         DEFAULT_PROVIDER,
@@ -298,10 +278,8 @@ fn silent_peer_times_out_after_strongswans_schedule() {
 #[test]
 fn wrong_psk_fails_on_both_sides_with_a_reason() {
     let mut pair = default_pair();
-    pair.b.endpoint.set_connections(vec![std::sync::Arc::new(psk_config(
-        "gw",
-        "192.0.2.2".parse().unwrap(),
-        "192.0.2.1".parse().unwrap(),
+    pair.b.endpoint.set_connections(vec![std::sync::Arc::new(gw_config(
+        Side::B,
         default_ike(),
         default_esp(),
         "10.2.0.0/16",
@@ -322,16 +300,8 @@ fn wrong_psk_fails_on_both_sides_with_a_reason() {
 
 #[test]
 fn wrong_identity_is_refused() {
-    let mut b = psk_config(
-        "gw",
-        "192.0.2.2".parse().unwrap(),
-        "192.0.2.1".parse().unwrap(),
-        default_ike(),
-        default_esp(),
-        "10.2.0.0/16",
-        "10.1.0.0/16",
-        b"secret",
-    );
+    let mut b =
+        gw_config(Side::B, default_ike(), default_esp(), "10.2.0.0/16", "10.1.0.0/16", b"secret");
     b.remote_id = IdMatcher::Exact(Identity::fqdn("carol.example"));
     let mut pair = default_pair();
     pair.b.endpoint.set_connections(vec![std::sync::Arc::new(b)]);
@@ -390,26 +360,10 @@ fn esp_mismatch_keeps_the_ike_sa_and_names_the_child() {
 
 #[test]
 fn ts_unacceptable_names_both_selector_sets() {
-    let a = psk_config(
-        "gw",
-        "192.0.2.1".parse().unwrap(),
-        "192.0.2.2".parse().unwrap(),
-        default_ike(),
-        default_esp(),
-        "10.1.0.0/16",
-        "10.9.0.0/16",
-        b"secret",
-    );
-    let b = psk_config(
-        "gw",
-        "192.0.2.2".parse().unwrap(),
-        "192.0.2.1".parse().unwrap(),
-        default_ike(),
-        default_esp(),
-        "10.2.0.0/16",
-        "10.1.0.0/16",
-        b"secret",
-    );
+    let a =
+        gw_config(Side::A, default_ike(), default_esp(), "10.1.0.0/16", "10.9.0.0/16", b"secret");
+    let b =
+        gw_config(Side::B, default_ike(), default_esp(), "10.2.0.0/16", "10.1.0.0/16", b"secret");
     let mut pair = Pair::new(DEFAULT_PROVIDER, vec![a], vec![b]);
     pair.initiate(Side::A, "gw", Some("net"));
     pair.drive();
@@ -424,26 +378,10 @@ fn ts_unacceptable_names_both_selector_sets() {
 
 #[test]
 fn narrowing_gives_the_intersection() {
-    let a = psk_config(
-        "gw",
-        "192.0.2.1".parse().unwrap(),
-        "192.0.2.2".parse().unwrap(),
-        default_ike(),
-        default_esp(),
-        "10.1.0.0/16",
-        "10.0.0.0/8",
-        b"secret",
-    );
-    let b = psk_config(
-        "gw",
-        "192.0.2.2".parse().unwrap(),
-        "192.0.2.1".parse().unwrap(),
-        default_ike(),
-        default_esp(),
-        "10.2.0.0/16",
-        "10.1.0.0/16",
-        b"secret",
-    );
+    let a =
+        gw_config(Side::A, default_ike(), default_esp(), "10.1.0.0/16", "10.0.0.0/8", b"secret");
+    let b =
+        gw_config(Side::B, default_ike(), default_esp(), "10.2.0.0/16", "10.1.0.0/16", b"secret");
     let mut pair = Pair::new(DEFAULT_PROVIDER, vec![a], vec![b]);
     pair.initiate(Side::A, "gw", Some("net"));
     pair.drive();
@@ -503,16 +441,8 @@ fn liveness_check_is_answered() {
 #[test]
 fn forced_encapsulation_floats_to_4500() {
     let mut pair = default_pair();
-    let mut a = psk_config(
-        "gw",
-        "192.0.2.1".parse().unwrap(),
-        "192.0.2.2".parse().unwrap(),
-        default_ike(),
-        default_esp(),
-        "10.1.0.0/16",
-        "10.2.0.0/16",
-        b"secret",
-    );
+    let mut a =
+        gw_config(Side::A, default_ike(), default_esp(), "10.1.0.0/16", "10.2.0.0/16", b"secret");
     a.encap = true;
     pair.a.endpoint.set_connections(vec![std::sync::Arc::new(a)]);
     pair.initiate(Side::A, "gw", Some("net"));

@@ -86,18 +86,10 @@ impl EspCipher for AeadCipher {
         payload: &mut [u8],
         icv: &mut [u8],
     ) -> Result<(), CryptoError> {
-        let nonce = self.nonce(iv)?;
-        let icv: &mut [u8; TAG_LEN] = icv.try_into().map_err(|_| CryptoError::BadLength)?;
         let mut aad_buf = [0u8; 12];
         let aad_len = aad.write_aead_aad(&mut aad_buf);
         let aad_bytes = aad_buf.get(..aad_len).ok_or(CryptoError::Internal)?;
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(nonce, Aad::from(aad_bytes), payload)
-            .map_err(|_| CryptoError::Internal)?;
-        let tag: &[u8; TAG_LEN] = tag.as_ref().try_into().map_err(|_| CryptoError::Internal)?;
-        *icv = *tag;
-        Ok(())
+        self.seal_ike(aad_bytes, iv, payload, icv)
     }
 
     fn open(
@@ -107,19 +99,10 @@ impl EspCipher for AeadCipher {
         payload: &mut [u8],
         icv: &[u8],
     ) -> Result<(), CryptoError> {
-        let nonce = self.nonce(iv)?;
-        if icv.len() != TAG_LEN {
-            return Err(CryptoError::BadLength);
-        }
         let mut aad_buf = [0u8; 12];
         let aad_len = aad.write_aead_aad(&mut aad_buf);
         let aad_bytes = aad_buf.get(..aad_len).ok_or(CryptoError::Internal)?;
-        // AWS-LC verifies the tag in constant time; on failure it clears `payload` rather than
-        // leaving unauthenticated plaintext in it.
-        self.key
-            .open_in_place_separate_tag(nonce, Aad::from(aad_bytes), icv, payload)
-            .map(|_| ())
-            .map_err(|_| CryptoError::BadIcv)
+        self.open_ike(aad_bytes, iv, payload, icv)
     }
 
     fn seal_ike(
@@ -151,6 +134,8 @@ impl EspCipher for AeadCipher {
         if icv.len() != TAG_LEN {
             return Err(CryptoError::BadLength);
         }
+        // AWS-LC verifies the tag in constant time; on failure it clears `payload` rather than
+        // leaving unauthenticated plaintext in it.
         self.key
             .open_in_place_separate_tag(nonce, Aad::from(aad), icv, payload)
             .map(|_| ())

@@ -525,7 +525,6 @@ impl Driver {
             tables.add_outbound(out.clone(), sel.clone());
             tables.add_inbound(inb.clone());
         }
-        // Newest CHILD_SA first for a selector pair: BTreeMap order is by SPI, so sort by age.
         for installed in self.children.values() {
             tables.add_outbound(installed.outbound.clone(), installed.selectors.clone());
             tables.add_inbound(installed.inbound.clone());

@@ -8,7 +8,7 @@ pub mod status;
 use ferroswan_proto::ikev2::proposal::IkeSuite;
 use ferroswan_proto::wire::IntegId;
 
-use crate::status::{encr_name, integ_name};
+use crate::status::{encr_name, integ_name, ke_name, prf_name};
 
 /// An IKE suite as strongSwan logs it: `AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384`.
 pub fn suite_text(s: &IkeSuite) -> String {
@@ -20,7 +20,7 @@ pub fn suite_text(s: &IkeSuite) -> String {
         out.push('/');
         out.push_str(&integ_name(s.integ));
     }
-    out.push_str(&format!("/{:?}/{:?}", s.prf, s.ke));
+    out.push_str(&format!("/{}/{}", prf_name(s.prf), ke_name(s.ke)));
     out
 }
 

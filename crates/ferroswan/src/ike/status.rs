@@ -9,36 +9,11 @@ use ferroswan_proto::wire::IntegId;
 
 use super::IkeHandle;
 use crate::dataplane::Dataplane;
-use crate::status::{encr_name, integ_name};
+use crate::status::{encr_name, integ_name, ke_name, prf_name};
 use crate::vici::Message;
 use crate::vici::schema::{
     Algorithms, ChildSaInfo, ChildSaState, IkeSaInfo, IkeSaState, IpsecMode, IpsecProtocol, Mark,
 };
-
-fn prf_name(prf: ferroswan_proto::wire::PrfId) -> String {
-    use ferroswan_proto::wire::PrfId as P;
-    match prf {
-        P::PRF_HMAC_SHA1 => "PRF_HMAC_SHA1".into(),
-        P::PRF_HMAC_SHA2_256 => "PRF_HMAC_SHA2_256".into(),
-        P::PRF_HMAC_SHA2_384 => "PRF_HMAC_SHA2_384".into(),
-        P::PRF_HMAC_SHA2_512 => "PRF_HMAC_SHA2_512".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn ke_name(ke: ferroswan_proto::wire::KeId) -> String {
-    use ferroswan_proto::wire::KeId as K;
-    match ke {
-        K::MODP_2048 => "MODP_2048".into(),
-        K::MODP_3072 => "MODP_3072".into(),
-        K::MODP_4096 => "MODP_4096".into(),
-        K::ECP_256 => "ECP_256".into(),
-        K::ECP_384 => "ECP_384".into(),
-        K::ECP_521 => "ECP_521".into(),
-        K::CURVE25519 => "CURVE_25519".into(),
-        other => format!("{other:?}"),
-    }
-}
 
 /// One `list-sa` event per established IKE SA, its CHILD_SAs with live counters.
 pub fn list_sa_events(dp: &Dataplane, ike: &IkeHandle, now: Instant) -> Vec<Message> {

@@ -351,17 +351,11 @@ impl Endpoint {
             }
         }
         for id in closed {
-            // Keep a closed session until its datagrams (an error reply) are sent too.
-            if self.sessions.get_mut(&id).is_some_and(|s| {
-                let pending = s.poll_transmit();
-                if let Some(t) = pending {
-                    self.extra_transmits.push_back(t);
-                }
-                true
-            }) {
-                self.sessions.remove(&id);
-                self.by_initiator.retain(|_, v| *v != id);
+            // Keep what the closed session still wants sent (an error reply), then drop it.
+            if let Some(mut s) = self.sessions.remove(&id) {
+                self.extra_transmits.extend(core::iter::from_fn(|| s.poll_transmit()));
             }
+            self.by_initiator.retain(|_, v| *v != id);
         }
         found
     }

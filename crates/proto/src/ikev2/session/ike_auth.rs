@@ -1,14 +1,10 @@
 //! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, AUTH, certificates, and the first CHILD_SA.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::child::LocalCreate;
 use super::ike_sa_init::InitResult;
-use super::{
-    Established, Event, FailureKind, IkeSaInfo, Procedure, Role, Session, State, error_notify,
-    notify,
-};
+use super::{Established, Event, FailureKind, IkeSaInfo, Procedure, Session, State, error_notify};
 use crate::ikev2::auth::{
     self, AuthError, AuthVerified, PeerAuth, id_body, signed_octets, verify_psk, verify_signature,
 };
@@ -52,6 +48,21 @@ fn identity(id: &Id) -> Identity {
 }
 
 impl Session {
+    /// `<SignedOctets>` of one side (RFC 7296 §2.15): its IKE_SA_INIT message, the other side's
+    /// nonce, and `prf(SK_p, IDx')` with that side's SK_p (`ours`) and identity.
+    fn octets_of(
+        &self,
+        ours: bool,
+        message: &[u8],
+        other_nonce: &[u8],
+        id: &Identity,
+    ) -> Result<Vec<u8>, String> {
+        let crypto = self.crypto.as_ref().ok_or("no IKE keys")?;
+        let sk_p = if ours { &crypto.sk_p_ours } else { &crypto.sk_p_peer };
+        signed_octets(crypto.prf, message, other_nonce, sk_p.expose(), &id_body(id))
+            .map_err(|e| e.to_string())
+    }
+
     /// Builds our AUTH payload (and CERT payloads) over `octets`.
     fn our_auth(
         &self,
@@ -165,14 +176,7 @@ impl Session {
             crate::ikev2::identity::IdMatcher::Exact(id) => Some(id.clone()),
             crate::ikev2::identity::IdMatcher::Any => None,
         };
-        let Some(crypto) = self.crypto.as_ref() else { return };
-        let octets = match signed_octets(
-            crypto.prf,
-            &init.our_message,
-            &init.nr,
-            crypto.sk_p_ours.expose(),
-            &id_body(&local_id),
-        ) {
+        let octets = match self.octets_of(true, &init.our_message, &init.nr, &local_id) {
             Ok(o) => o,
             Err(e) => {
                 self.fail_ike(FailureKind::Local, format!("could not compute AUTH: {e}"));
@@ -267,14 +271,7 @@ impl Session {
             return;
         };
         let peer_id = identity(idr);
-        let Some(crypto) = self.crypto.as_ref() else { return };
-        let octets = match signed_octets(
-            crypto.prf,
-            &init.peer_message,
-            &init.ni,
-            crypto.sk_p_peer.expose(),
-            &id_body(&peer_id),
-        ) {
+        let octets = match self.octets_of(false, &init.peer_message, &init.ni, &peer_id) {
             Ok(o) => o,
             Err(e) => {
                 self.fail_ike(FailureKind::Local, format!("could not compute AUTH: {e}"));
@@ -390,14 +387,7 @@ impl Session {
         };
         self.config = config.clone();
         let local_id = local_identity(&config, self.local);
-        let Some(crypto) = self.crypto.as_ref() else { return };
-        let Ok(octets) = signed_octets(
-            crypto.prf,
-            &init.peer_message,
-            &init.nr,
-            crypto.sk_p_peer.expose(),
-            &id_body(&peer_id),
-        ) else {
+        let Ok(octets) = self.octets_of(false, &init.peer_message, &init.nr, &peer_id) else {
             return;
         };
         let certs = cert_payloads(payloads);
@@ -420,14 +410,7 @@ impl Session {
                 return;
             }
         };
-        let Some(crypto) = self.crypto.as_ref() else { return };
-        let Ok(our_octets) = signed_octets(
-            crypto.prf,
-            &init.our_message,
-            &init.ni,
-            crypto.sk_p_ours.expose(),
-            &id_body(&local_id),
-        ) else {
+        let Ok(our_octets) = self.octets_of(true, &init.our_message, &init.ni, &local_id) else {
             return;
         };
         let auth_payloads =
@@ -493,7 +476,6 @@ impl Session {
         };
         self.events.push_back(Event::Established(info.clone()));
         self.state = State::Established(Box::new(Established { info, auth }));
-        let _ = (Role::Initiator, Arc::clone(&self.config), notify(&[], NotifyType::COOKIE));
     }
 }
 

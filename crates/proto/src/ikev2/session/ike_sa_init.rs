@@ -13,8 +13,7 @@ use crate::ikev2::proposal::{self, ProposalSpec, Suite};
 use crate::ikev2::protect::SaCrypto;
 use crate::wire::KeId;
 use crate::wire::ikev2::{
-    CertEncoding, ExchangeType, Flags, HeaderRepr, Ke, Message, Nonce, Notify, NotifyType, Payload,
-    PayloadType, ProtocolId, Sa,
+    CertEncoding, ExchangeType, HeaderRepr, Ke, Message, Nonce, Notify, NotifyType, Payload, Sa,
 };
 
 /// The initiator, waiting for the IKE_SA_INIT response.
@@ -556,7 +555,6 @@ impl Session {
                 peer_certreq: payloads.iter().any(|p| matches!(p, Payload::CertReq(_))),
             },
         }));
-        let _ = (ProtocolId::IKE, PayloadType::NONE, Flags(0));
         Some(session)
     }
 }
