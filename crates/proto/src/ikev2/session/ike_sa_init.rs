@@ -39,10 +39,6 @@ pub(super) struct InitResult {
     pub nr: Vec<u8>,
     /// The peer's SIGNATURE_HASH_ALGORITHMS.
     pub peer_hashes: Vec<u16>,
-    /// The peer asked for certificates (we send ours either way, as strongSwan does with
-    /// `send_cert = always`; kept for status and logs).
-    #[allow(dead_code)]
-    pub peer_certreq: bool,
 }
 
 /// The hash algorithms we announce (RFC 7427 §4).
@@ -342,7 +338,6 @@ impl Session {
             peer_hashes: notify(&payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
                 .map(|n| parse_hashes(&n.data))
                 .unwrap_or_default(),
-            peer_certreq: payloads.iter().any(|p| matches!(p, Payload::CertReq(_))),
         };
         self.start_ike_auth(now, result, child);
     }
@@ -552,7 +547,6 @@ impl Session {
                 peer_hashes: notify(&payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
                     .map(|n| parse_hashes(&n.data))
                     .unwrap_or_default(),
-                peer_certreq: payloads.iter().any(|p| matches!(p, Payload::CertReq(_))),
             },
         }));
         Some(session)
