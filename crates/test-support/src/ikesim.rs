@@ -15,7 +15,8 @@ use std::time::Instant;
 use ferroswan_proto::crypto::{CryptoProvider, SecretBytes};
 use ferroswan_proto::esp::Mode;
 use ferroswan_proto::ikev2::config::{
-    ChildConfig, EndpointConfig, IkeConfig, LocalAuth, PskStore, RemoteAuth, Retransmit,
+    ChildConfig, ChildLifetime, EndpointConfig, IkeConfig, IkeLifetime, LocalAuth, PskStore,
+    RemoteAuth, Retransmit,
 };
 use ferroswan_proto::ikev2::identity::{IdMatcher, Identity};
 use ferroswan_proto::ikev2::proposal::{Preference, ProposalSpec};
@@ -72,10 +73,13 @@ pub fn psk_config(
                 .collect(),
             mode: Mode::Tunnel,
             replay_window: 32,
+            lifetime: ChildLifetime::default(),
         }],
         encap: false,
         send_certreq: true,
         retransmit: Retransmit::default(),
+        lifetime: IkeLifetime::default(),
+        initial_contact: true,
     }
 }
 
@@ -97,6 +101,84 @@ pub struct Peer {
     pub addr: IpAddr,
     /// Every event, in order.
     pub events: Vec<(SessionId, Event)>,
+    /// The SAs installed from the events, as a data plane would hold them.
+    pub sas: SimSas,
+}
+
+/// A host's data plane, reduced to what decides whether a packet gets through: which SPIs
+/// it accepts (with their keys) and which SA it sends on (the newest activated one).
+#[derive(Debug, Default)]
+pub struct SimSas {
+    /// Inbound SAs: SPI → KEYMAT.
+    pub inbound: std::collections::BTreeMap<u32, Vec<u8>>,
+    /// Outbound SAs in install order.
+    pub outbound: Vec<SimOutbound>,
+    /// The largest number of inbound SAs held at once.
+    pub max_inbound: usize,
+    installs: u64,
+}
+
+/// One outbound SA of [`SimSas`].
+#[derive(Debug, Clone)]
+pub struct SimOutbound {
+    /// The SPI packets are sent to.
+    pub spi: u32,
+    /// The inbound SPI of the same CHILD_SA (its key in events).
+    pub inbound_spi: u32,
+    /// KEYMAT.
+    pub keymat: Vec<u8>,
+    /// Used for sending (false until the replaced SA is deleted, for a rekey's responder).
+    pub active: bool,
+    order: u64,
+}
+
+impl SimSas {
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::ChildSaUp(up) => {
+                self.inbound.insert(up.inbound.spi, up.inbound.keymat.expose().to_vec());
+                self.max_inbound = self.max_inbound.max(self.inbound.len());
+                self.installs += 1;
+                self.outbound.push(SimOutbound {
+                    spi: up.outbound.spi,
+                    inbound_spi: up.inbound.spi,
+                    keymat: up.outbound.keymat.expose().to_vec(),
+                    active: up.activate_outbound,
+                    order: self.installs,
+                });
+            }
+            Event::ChildSaActivated { inbound_spi, .. } => {
+                for o in self.outbound.iter_mut().filter(|o| o.inbound_spi == *inbound_spi) {
+                    o.active = true;
+                }
+            }
+            Event::ChildSaDown { inbound_spi, .. } => {
+                self.inbound.remove(inbound_spi);
+                self.outbound.retain(|o| o.inbound_spi != *inbound_spi);
+            }
+            _ => {}
+        }
+    }
+
+    /// The SA a packet would be sent on now.
+    pub fn sending(&self) -> Option<&SimOutbound> {
+        self.outbound.iter().filter(|o| o.active).max_by_key(|o| o.order)
+    }
+}
+
+/// What happened to the data packets of [`Pair::send_data`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Packets sent on an SA.
+    pub sent: u64,
+    /// Packets the receiver had an SA with the same keys for.
+    pub delivered: u64,
+    /// Packets not sent: the sender had no active outbound SA.
+    pub no_sa: u64,
+    /// Packets that arrived for an SPI the receiver did not have (any more).
+    pub unknown_spi: u64,
+    /// Packets whose SPI the receiver had with other keys.
+    pub wrong_keys: u64,
 }
 
 impl Peer {
@@ -127,8 +209,15 @@ impl Peer {
 struct InFlight {
     at: Instant,
     to: Side,
-    transmit: Transmit,
+    what: Datagram,
     seq: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Datagram {
+    Ike(Transmit),
+    /// An ESP packet: its SPI and the sender's KEYMAT.
+    Esp(u32, Vec<u8>),
 }
 
 /// Drop decision: `(index of the datagram on the wire, from, the datagram) -> drop?`.
@@ -154,6 +243,10 @@ pub struct Pair {
     pub wire: Vec<(Side, Transmit)>,
     /// Datagrams dropped by the fault injector.
     pub dropped: u64,
+    /// The data packets' fate.
+    pub traffic: Traffic,
+    /// Print every event and lost packet (`FERROSWAN_SIM_TRACE=1`).
+    pub trace: bool,
     in_flight: Vec<InFlight>,
     rng: SeededRandom,
     seq: u64,
@@ -195,6 +288,7 @@ impl Pair {
                 endpoint,
                 addr: addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
                 events: Vec::new(),
+                sas: SimSas::default(),
             }
         };
         Self {
@@ -207,6 +301,8 @@ impl Pair {
             jitter: Duration::ZERO,
             wire: Vec::new(),
             dropped: 0,
+            traffic: Traffic::default(),
+            trace: std::env::var_os("FERROSWAN_SIM_TRACE").is_some(),
             in_flight: Vec::new(),
             rng: SeededRandom::new(7),
             seq: 0,
@@ -258,23 +354,43 @@ impl Pair {
                     self.in_flight.push(InFlight {
                         at: self.now + self.latency + extra,
                         to,
-                        transmit: t.clone(),
+                        what: Datagram::Ike(t.clone()),
                         seq: self.seq,
                     });
                 }
             }
             while let Some(e) = self.peer(side).endpoint.poll_event() {
-                self.peer(side).events.push(e);
+                let t = self.now - self.start;
+                let trace = self.trace;
+                let peer = self.peer(side);
+                if trace {
+                    eprintln!("{t:?} {side:?} {:?}", e.1);
+                }
+                peer.sas.apply(&e.1);
+                peer.events.push(e);
             }
         }
     }
 
     /// Runs the exchange for at most `horizon` of virtual time, or until nothing is left to
-    /// do. Returns whether it went quiet before the horizon.
+    /// do before it (the clock then stays at the last event). Returns whether it went quiet.
     pub fn drive_for(&mut self, horizon: Duration) -> bool {
-        let end = self.now + horizon;
+        self.run_until(self.now + horizon, true)
+    }
+
+    /// Delivers datagrams and fires timers up to `end`. `settle`: stop early once nothing is
+    /// in flight and no exchange is running or pending on either side (lifetime and liveness
+    /// timers still armed do not count).
+    fn run_until(&mut self, end: Instant, settle: bool) -> bool {
         loop {
             self.collect();
+            if settle
+                && self.in_flight.is_empty()
+                && self.a.endpoint.is_settled()
+                && self.b.endpoint.is_settled()
+            {
+                return true;
+            }
             let next_packet = self.in_flight.iter().map(|p| (p.at, p.seq)).min();
             let next_timer = [self.a.endpoint.poll_timeout(), self.b.endpoint.poll_timeout()]
                 .into_iter()
@@ -287,8 +403,9 @@ impl Pair {
                 (None, None) => return true,
             };
             if next > end {
-                self.now = end;
-                return false;
+                // Nothing before the horizon: quiet if no datagram is still on its way (SA
+                // lifetimes keep timers armed far ahead; they do not count).
+                return self.in_flight.is_empty();
             }
             self.now = self.now.max(next);
             if let Some((at, seq)) = next_packet
@@ -299,14 +416,62 @@ impl Pair {
                 };
                 let p = self.in_flight.remove(pos);
                 let now = self.now;
-                let peer = self.peer(p.to);
-                // The receiver sees the datagram arrive on its `remote` from the sender's `local`.
-                peer.endpoint.handle(now, p.transmit.remote, p.transmit.local, &p.transmit.payload);
+                match p.what {
+                    Datagram::Ike(t) => {
+                        // The receiver sees the datagram arrive on its `remote` from the
+                        // sender's `local`.
+                        self.peer(p.to).endpoint.handle(now, t.remote, t.local, &t.payload);
+                    }
+                    Datagram::Esp(spi, keymat) => match self.peer(p.to).sas.inbound.get(&spi) {
+                        Some(k) if *k == keymat => self.traffic.delivered += 1,
+                        Some(_) => self.traffic.wrong_keys += 1,
+                        None => {
+                            if self.trace {
+                                eprintln!(
+                                    "lost: {:?} has no SA {spi:08x} at {:?}",
+                                    p.to,
+                                    now - self.start
+                                );
+                            }
+                            self.traffic.unknown_spi += 1
+                        }
+                    },
+                }
                 continue;
             }
             let now = self.now;
             self.a.endpoint.handle_timeout(now);
             self.b.endpoint.handle_timeout(now);
+        }
+    }
+
+    /// `from` sends one data packet on the SA it would use now (latency and jitter apply,
+    /// not loss: the fault injector is for IKE).
+    pub fn send_data(&mut self, from: Side) {
+        self.collect();
+        let to = if from == Side::A { Side::B } else { Side::A };
+        let Some(out) = self.peer(from).sas.sending().cloned() else {
+            self.traffic.no_sa += 1;
+            return;
+        };
+        self.traffic.sent += 1;
+        let extra = self.jitter.mul_f64(self.rng.next_f64());
+        self.seq += 1;
+        self.in_flight.push(InFlight {
+            at: self.now + self.latency + extra,
+            to,
+            what: Datagram::Esp(out.spi, out.keymat),
+            seq: self.seq,
+        });
+    }
+
+    /// Runs for `duration` with both sides sending a data packet every `interval`.
+    pub fn run_traffic(&mut self, duration: Duration, interval: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.send_data(Side::A);
+            self.send_data(Side::B);
+            self.advance(interval);
         }
     }
 
@@ -317,7 +482,9 @@ impl Pair {
 
     /// Advances virtual time by `d` without traffic (timers still fire).
     pub fn advance(&mut self, d: Duration) {
-        self.drive_for(d);
+        let end = self.now + d;
+        self.run_until(end, false);
+        self.now = self.now.max(end);
     }
 }
 

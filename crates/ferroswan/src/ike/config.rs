@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ferroswan_proto::crypto::SecretBytes;
 use ferroswan_proto::esp::Mode;
 use ferroswan_proto::ikev2::config::{
-    ChildConfig, IkeConfig, LocalAuth, PskStore, RemoteAuth, Retransmit,
+    ChildConfig, ChildLifetime, IkeConfig, IkeLifetime, LocalAuth, PskStore, RemoteAuth, Retransmit,
 };
 use ferroswan_proto::ikev2::identity::{IdMatcher, Identity};
 use ferroswan_proto::ikev2::proposal::{Preference, ProposalSpec};
@@ -234,6 +234,17 @@ pub fn ike_configs(
                 remote_ts: ts(&child.remote_ts, true)?,
                 mode,
                 replay_window: child.replay_window,
+                lifetime: ChildLifetime {
+                    rekey_time: child.rekey_time,
+                    life_time: child.life_time,
+                    rand_time: child.rand_time,
+                    rekey_bytes: child.rekey_bytes,
+                    life_bytes: child.life_bytes,
+                    rand_bytes: child.rand_bytes,
+                    rekey_packets: child.rekey_packets,
+                    life_packets: child.life_packets,
+                    rand_packets: child.rand_packets,
+                },
             });
         }
         out.push(IkeConfig {
@@ -251,6 +262,15 @@ pub fn ike_configs(
             encap: conn.encap,
             send_certreq: conn.send_certreq,
             retransmit: Retransmit::default(),
+            lifetime: IkeLifetime {
+                rekey_time: conn.rekey_time,
+                reauth_time: conn.reauth_time,
+                over_time: conn.over_time,
+                rand_time: conn.rand_time,
+                dpd_delay: conn.dpd_delay,
+                dpd_timeout: conn.dpd_timeout,
+            },
+            initial_contact: conn.unique != crate::config::connection::Unique::Never,
         });
     }
     Ok(out)

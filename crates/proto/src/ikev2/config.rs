@@ -93,6 +93,83 @@ pub struct ChildConfig {
     pub mode: Mode,
     /// `replay_window` in packets.
     pub replay_window: u32,
+    /// `rekey_time`, `life_time`, … : when the CHILD_SA is rekeyed and when it expires.
+    pub lifetime: ChildLifetime,
+}
+
+/// A CHILD_SA's soft (rekey) and hard (expire) limits, swanctl.conf's names and meanings.
+/// Zero turns a limit off. The soft limits are lowered by a random amount up to `rand_*`
+/// (so both ends do not rekey at once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildLifetime {
+    /// `rekey_time`: start a rekey after this long (default 1 h).
+    pub rekey_time: Duration,
+    /// `life_time`: the SA expires after this long (default 1.1 × `rekey_time`).
+    pub life_time: Duration,
+    /// `rand_time`: up to this much earlier (default `life_time` − `rekey_time`).
+    pub rand_time: Duration,
+    /// `rekey_bytes` (default off).
+    pub rekey_bytes: u64,
+    /// `life_bytes` (default off).
+    pub life_bytes: u64,
+    /// `rand_bytes`.
+    pub rand_bytes: u64,
+    /// `rekey_packets` (default off).
+    pub rekey_packets: u64,
+    /// `life_packets` (default off).
+    pub life_packets: u64,
+    /// `rand_packets`.
+    pub rand_packets: u64,
+}
+
+impl Default for ChildLifetime {
+    /// charon's defaults: rekey after 1 h (minus up to 6 min), expire after 66 min.
+    fn default() -> Self {
+        Self {
+            rekey_time: Duration::from_secs(3600),
+            life_time: Duration::from_secs(3960),
+            rand_time: Duration::from_secs(360),
+            rekey_bytes: 0,
+            life_bytes: 0,
+            rand_bytes: 0,
+            rekey_packets: 0,
+            life_packets: 0,
+            rand_packets: 0,
+        }
+    }
+}
+
+/// An IKE SA's lifetime and liveness settings (swanctl.conf names). Zero turns one off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IkeLifetime {
+    /// `rekey_time`: rekey the IKE SA after this long (default 4 h).
+    pub rekey_time: Duration,
+    /// `reauth_time`: reauthenticate (make-before-break) after this long (default off).
+    pub reauth_time: Duration,
+    /// `over_time`: the IKE SA is closed this long after a rekey/reauth that did not happen.
+    pub over_time: Duration,
+    /// `rand_time`: rekey/reauth up to this much earlier.
+    pub rand_time: Duration,
+    /// `dpd_delay`: check liveness when nothing was received for this long (default off).
+    pub dpd_delay: Duration,
+    /// `dpd_timeout`: give up on a liveness check after this long instead of the whole
+    /// retransmission schedule (charon uses it for IKEv1 only; we honour it for IKEv2 too
+    /// when set, as users expect).
+    pub dpd_timeout: Duration,
+}
+
+impl Default for IkeLifetime {
+    /// charon's defaults: rekey after 4 h (minus up to 24 min), hard stop 24 min later, no DPD.
+    fn default() -> Self {
+        Self {
+            rekey_time: Duration::from_secs(4 * 3600),
+            reauth_time: Duration::ZERO,
+            over_time: Duration::from_secs(1440),
+            rand_time: Duration::from_secs(1440),
+            dpd_delay: Duration::ZERO,
+            dpd_timeout: Duration::ZERO,
+        }
+    }
 }
 
 /// One `connections.<name>` section, IKEv2 parts.
@@ -126,6 +203,11 @@ pub struct IkeConfig {
     pub send_certreq: bool,
     /// Retransmission schedule.
     pub retransmit: Retransmit,
+    /// Rekeying, reauthentication and dead peer detection.
+    pub lifetime: IkeLifetime,
+    /// Send INITIAL_CONTACT in IKE_AUTH (`unique` other than `never`): the peer drops the
+    /// SAs it still has with our identity (we restarted).
+    pub initial_contact: bool,
 }
 
 impl IkeConfig {

@@ -320,6 +320,12 @@ impl Endpoint {
         }
     }
 
+    /// Whether no session has an exchange running or waiting to run, and none is half-open
+    /// (only lifetime and liveness timers are armed): a simulation has settled.
+    pub fn is_settled(&self) -> bool {
+        self.sessions.values().all(Session::is_settled)
+    }
+
     /// The earliest deadline of all sessions.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sessions.values().filter_map(Session::poll_timeout).min()

@@ -8,7 +8,7 @@ use super::ike_auth::child_failure_kind;
 use super::{Event, FailureKind, KeState, Procedure, Session, error_notify, notify};
 use crate::crypto::SecretBytes;
 use crate::crypto::keys::ChildKeys;
-use crate::esp::{Lifetime, Mode, SaParams};
+use crate::esp::{Mode, SaParams};
 use crate::ikev2::config::ChildConfig;
 use crate::ikev2::proposal::{self, ChildSuite, Suite};
 use crate::ikev2::ts::{self, List};
@@ -35,6 +35,29 @@ pub struct ChildSa {
     pub remote_ts: Vec<TrafficSelector>,
     /// Tunnel or transport.
     pub mode: Mode,
+    /// When it was installed.
+    pub installed_at: Instant,
+    /// When a rekey is due (`None`: off, running, or done).
+    pub rekey_at: Option<Instant>,
+    /// When it expires for good (`life_time`).
+    pub expire_at: Option<Instant>,
+    /// Where it is in its life.
+    pub state: ChildState,
+    /// How many rekeys led to this SA (0 for the first of its line).
+    pub rekeys: u32,
+}
+
+/// A CHILD_SA's place in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildState {
+    /// Carrying traffic.
+    Installed,
+    /// We asked to rekey it (or will, the request is queued).
+    Rekeying,
+    /// A successor exists; it goes once the DELETE exchange for it completes.
+    Rekeyed,
+    /// We asked to delete it.
+    Deleting,
 }
 
 /// A negotiated CHILD_SA, ready to install in the data plane. Only made from code that
@@ -59,6 +82,10 @@ pub struct ChildSaUp {
     pub encap: bool,
     /// The inbound SPI of the CHILD_SA this one replaces (rekeying), if any.
     pub replaces: Option<u32>,
+    /// Send on this SA at once. `false` for the responder of a rekey: the initiator may not
+    /// have installed its new inbound SA yet, so the replaced SA keeps carrying our outbound
+    /// traffic until its DELETE ([`Event::ChildSaActivated`] then).
+    pub activate_outbound: bool,
 }
 
 /// A CHILD_SA we asked for, waiting for the answer.
@@ -66,13 +93,15 @@ pub struct ChildSaUp {
 pub(super) struct LocalCreate {
     config: ChildConfig,
     spi: u32,
-    tsi: Vec<TrafficSelector>,
-    tsr: Vec<TrafficSelector>,
-    transport: bool,
+    pub(super) tsi: Vec<TrafficSelector>,
+    pub(super) tsr: Vec<TrafficSelector>,
+    pub(super) transport: bool,
     /// CREATE_CHILD_SA only: our nonce and PFS key exchange.
     nonce: Option<Vec<u8>>,
     ke: Option<KeState>,
     restarts: u32,
+    /// Rekeying an existing CHILD_SA.
+    pub(super) rekey: Option<super::rekey::Rekey>,
 }
 
 impl LocalCreate {
@@ -143,13 +172,22 @@ impl Session {
             nonce,
             ke,
             restarts: 0,
+            rekey: None,
         };
         let payloads = self.child_request_payloads(&create);
         Ok((create, payloads))
     }
 
-    fn child_request_payloads(&self, create: &LocalCreate) -> Vec<Payload> {
+    pub(super) fn child_request_payloads(&self, create: &LocalCreate) -> Vec<Payload> {
         let mut payloads = Vec::new();
+        if let Some(rekey) = &create.rekey {
+            payloads.push(Payload::Notify(Notify {
+                protocol: ProtocolId::ESP,
+                spi: rekey.old_inbound.to_be_bytes().to_vec(),
+                ty: NotifyType::REKEY_SA,
+                data: Vec::new(),
+            }));
+        }
         if create.transport {
             payloads.push(Payload::Notify(Notify::new(NotifyType::USE_TRANSPORT_MODE, Vec::new())));
         }
@@ -202,15 +240,29 @@ impl Session {
     /// Initiator of the exchange: checks the answer and installs the CHILD_SA.
     pub(super) fn complete_child(
         &mut self,
-        _now: Instant,
+        now: Instant,
         create: LocalCreate,
         payloads: &[Payload],
         ni: &[u8],
         nr: &[u8],
-        replaces: Option<u32>,
     ) {
-        let name = create.config.name.clone();
-        let result = (|| -> Result<ChildSaUp, (FailureKind, String)> {
+        match self.check_child_response(now, &create, payloads, ni, nr, None) {
+            Ok(up) => self.install_child(up),
+            Err((kind, message)) => self.fail_child(&create.config.name, kind, message),
+        }
+    }
+
+    /// Initiator of the exchange: checks the answer and derives the CHILD_SA.
+    pub(super) fn check_child_response(
+        &mut self,
+        now: Instant,
+        create: &LocalCreate,
+        payloads: &[Payload],
+        ni: &[u8],
+        nr: &[u8],
+        replaces: Option<u32>,
+    ) -> Result<ChildSaUp, (FailureKind, String)> {
+        {
             let sa = find(payloads, |p| if let Payload::Sa(s) = p { Some(s) } else { None })
                 .ok_or((FailureKind::Protocol, "response lacks the SA payload".to_owned()))?;
             let [chosen] = sa.proposals.as_slice() else {
@@ -277,6 +329,7 @@ impl Session {
                     _ => None,
                 };
             self.child_up(
+                now,
                 &create.config,
                 suite,
                 create.spi,
@@ -291,10 +344,6 @@ impl Session {
                 replaces,
             )
             .map_err(|e| (FailureKind::Local, e))
-        })();
-        match result {
-            Ok(up) => self.install_child(up),
-            Err((kind, message)) => self.fail_child(&name, kind, message),
         }
     }
 
@@ -302,6 +351,7 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     fn child_up(
         &self,
+        now: Instant,
         config: &ChildConfig,
         suite: ChildSuite,
         our_spi: u32,
@@ -330,6 +380,7 @@ impl Session {
         .map_err(|e| format!("CHILD_SA key derivation failed: {e}"))?;
         let (inbound_keys, outbound_keys) = keys.into_inbound_outbound(we_initiated);
         let mode = if transport { Mode::Transport } else { Mode::Tunnel };
+        let lifetime = self.esp_lifetime(&config.lifetime);
         let params = |spi, keymat, replay_window| SaParams {
             spi,
             suite: suite.esp,
@@ -338,7 +389,7 @@ impl Session {
             mode,
             replay_window,
             tfc_pad_to: 0,
-            lifetime: Lifetime::default(),
+            lifetime,
         };
         Ok(ChildSaUp {
             ike: self.config.name.clone(),
@@ -351,6 +402,11 @@ impl Session {
                 local_ts,
                 remote_ts,
                 mode,
+                installed_at: now,
+                rekey_at: None,
+                expire_at: None,
+                state: ChildState::Installed,
+                rekeys: 0,
             },
             inbound: params(our_spi, inbound_keys, config.replay_window),
             outbound: params(peer_spi, outbound_keys, 0),
@@ -358,11 +414,16 @@ impl Session {
             remote: self.remote,
             encap: self.encap,
             replaces,
+            activate_outbound: true,
         })
     }
 
-    /// Records and reports a new CHILD_SA.
-    pub(super) fn install_child(&mut self, up: ChildSaUp) {
+    /// Records and reports a new CHILD_SA, arming its rekey and expiry timers.
+    pub(super) fn install_child(&mut self, mut up: ChildSaUp) {
+        let now = up.child.installed_at;
+        let lifetime = self.config.child(&up.child.name).map(|c| c.lifetime).unwrap_or_default();
+        up.child.rekey_at = self.jittered(now, lifetime.rekey_time, lifetime.rand_time);
+        up.child.expire_at = (!lifetime.life_time.is_zero()).then(|| now + lifetime.life_time);
         self.children.push(up.child.clone());
         self.events.push_back(Event::ChildSaUp(Box::new(up)));
     }
@@ -371,6 +432,7 @@ impl Session {
     /// builds the answer's SA/TS payloads. `ke` is the peer's KE for PFS (CREATE_CHILD_SA).
     pub(super) fn respond_child(
         &mut self,
+        now: Instant,
         payloads: &[Payload],
         ni: &[u8],
         nr: &[u8],
@@ -527,6 +589,7 @@ impl Session {
         response.push(Payload::TsR(ts::payload(&narrowed_r)));
         let up = self
             .child_up(
+                now,
                 &child,
                 suite,
                 our_spi,
@@ -591,6 +654,11 @@ impl Session {
             }
         }
         if let Some(n) = error_notify(payloads) {
+            if let Some(rekey) = &create.rekey {
+                let old = rekey.old_inbound;
+                self.rekey_refused(now, &create, old, n.ty);
+                return;
+            }
             let msg = self.child_refusal_message(&create, n.ty);
             let name = create.config.name.clone();
             self.fail_child(&name, child_failure_kind(n.ty), msg);
@@ -604,16 +672,23 @@ impl Session {
                 FailureKind::Protocol,
                 "CREATE_CHILD_SA response lacks a nonce".into(),
             );
+            if let Some(rekey) = &create.rekey {
+                self.rekey_retry_later(now, rekey.old_inbound);
+            }
             return;
         };
         let nr = nr.data.clone();
         let ni = create.nonce.clone().unwrap_or_default();
-        self.complete_child(now, create, payloads, &ni, &nr, None);
+        if create.rekey.is_some() {
+            self.complete_rekey(now, create, payloads, &ni, &nr);
+        } else {
+            self.complete_child(now, create, payloads, &ni, &nr);
+        }
     }
 
     pub(super) fn process_create_child_request(
         &mut self,
-        _now: Instant,
+        now: Instant,
         header: HeaderRepr,
         payloads: &[Payload],
     ) {
@@ -647,22 +722,30 @@ impl Session {
         let ni = ni.data.clone();
         // REKEY_SA (§2.8): the new CHILD_SA replaces the one whose SPI (our outbound, the
         // peer's inbound) is named; the peer deletes the old one afterwards.
-        let replaces = notify(payloads, NotifyType::REKEY_SA).and_then(|n| {
-            let spi = <[u8; 4]>::try_from(n.spi.as_slice()).ok().map(u32::from_be_bytes)?;
-            self.children.iter().find(|c| c.outbound_spi == spi).map(|c| c.inbound_spi)
-        });
-        if notify(payloads, NotifyType::REKEY_SA).is_some() && replaces.is_none() {
-            respond_error(self, NotifyType::CHILD_SA_NOT_FOUND);
-            return;
-        }
+        let replaces = match notify(payloads, NotifyType::REKEY_SA) {
+            None => None,
+            Some(n) => {
+                let spi = <[u8; 4]>::try_from(n.spi.as_slice()).ok().map(u32::from_be_bytes);
+                match self.peer_rekey_target(spi) {
+                    Ok(old) => Some(old),
+                    Err(ty) => {
+                        respond_error(self, ty);
+                        return;
+                    }
+                }
+            }
+        };
         let nr = self.random_nonce();
-        match self.respond_child(payloads, &ni, &nr, replaces, true) {
-            Ok((up, response)) => {
+        match self.respond_child(now, payloads, &ni, &nr, replaces, true) {
+            Ok((mut up, response)) => {
                 self.send_protected_response(
                     ExchangeType::CREATE_CHILD_SA,
                     header.message_id,
                     &response,
                 );
+                if let Some(old) = replaces {
+                    self.peer_rekeyed(&mut up, old, &ni, &nr);
+                }
                 self.install_child(*up);
             }
             Err(refusal) => {

@@ -307,7 +307,7 @@ impl Session {
                 let msg = self.child_refusal_message(&create, n.ty);
                 self.fail_child(&name, child_failure_kind(n.ty), msg);
             } else {
-                self.complete_child(now, create, payloads, &init.ni, &init.nr, None);
+                self.complete_child(now, create, payloads, &init.ni, &init.nr);
             }
         }
         self.run_queue(now);
@@ -426,7 +426,7 @@ impl Session {
         response.extend(auth_payloads);
         self.establish(local_id, verified);
         let child_result = if payloads.iter().any(|p| matches!(p, Payload::Sa(_))) {
-            Some(self.respond_child(payloads, &init.ni, &init.nr, None, false))
+            Some(self.respond_child(now, payloads, &init.ni, &init.nr, None, false))
         } else {
             None
         };

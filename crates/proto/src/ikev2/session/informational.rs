@@ -3,13 +3,20 @@
 
 use std::time::Instant;
 
-use super::{CloseReason, DownReason, Event, Procedure, Session};
+use super::{ChildState, CloseReason, DownReason, Event, Procedure, Session};
 use crate::wire::ikev2::{Delete, ExchangeType, HeaderRepr, Payload, ProtocolId};
 
 impl Session {
-    pub(super) fn start_delete_child(&mut self, now: Instant, spi: u32) {
-        if !self.children.iter().any(|c| c.inbound_spi == spi) {
-            return;
+    /// Deletes our CHILD_SA `spi`; `gone`: one we no longer have (tell the peer only).
+    pub(super) fn start_delete_child(&mut self, now: Instant, spi: u32, gone: bool) {
+        match self.children.iter_mut().find(|c| c.inbound_spi == spi) {
+            Some(c) => {
+                if c.state != ChildState::Rekeyed {
+                    c.state = ChildState::Deleting;
+                }
+            }
+            None if gone => {}
+            None => return,
         }
         let payloads = [Payload::Delete(Delete {
             protocol: ProtocolId::ESP,
@@ -37,16 +44,49 @@ impl Session {
 
     pub(super) fn start_liveness(&mut self, now: Instant) {
         self.send_protected_request(now, ExchangeType::INFORMATIONAL, &[], Procedure::Liveness);
+        let timeout = self.config.lifetime.dpd_timeout;
+        if !timeout.is_zero()
+            && let Some(out) = self.outstanding.as_mut()
+        {
+            out.give_up = Some(now + timeout);
+            out.deadline = out.deadline.min(now + timeout);
+        }
     }
 
-    pub(super) fn process_delete_child_response(&mut self, spi: u32, _payloads: &[Payload]) {
+    pub(super) fn process_delete_child_response(
+        &mut self,
+        now: Instant,
+        spi: u32,
+        _payloads: &[Payload],
+    ) {
         // Whatever the peer answers, the CHILD_SA is gone on our side (RFC 7296 §1.4.1).
-        self.remove_child(spi, DownReason::LocalDelete);
+        self.remove_child(now, spi, DownReason::LocalDelete);
     }
 
-    fn remove_child(&mut self, inbound_spi: u32, reason: DownReason) -> Option<u32> {
+    /// Removes a CHILD_SA and reports it down. A replaced SA is reported
+    /// ([`DownReason::Rekeyed`]) only [`REKEY_LINGER`](super::rekey::REKEY_LINGER) later, so
+    /// packets the peer sent on it just before switching, reordered behind the DELETE, are
+    /// still accepted.
+    pub(super) fn remove_child(
+        &mut self,
+        now: Instant,
+        inbound_spi: u32,
+        reason: DownReason,
+    ) -> Option<u32> {
         let pos = self.children.iter().position(|c| c.inbound_spi == inbound_spi)?;
         let child = self.children.remove(pos);
+        let reason = match (child.state, reason) {
+            (ChildState::Rekeyed, DownReason::LocalDelete | DownReason::PeerDelete) => {
+                DownReason::Rekeyed
+            }
+            _ => reason,
+        };
+        self.rekey_retries.retain(|(_, s)| *s != inbound_spi);
+        self.activate_successors(inbound_spi);
+        if reason == DownReason::Rekeyed {
+            self.retired.push((now + super::rekey::REKEY_LINGER, child));
+            return Some(inbound_spi);
+        }
         self.events.push_back(Event::ChildSaDown {
             child: child.name,
             inbound_spi: child.inbound_spi,
@@ -58,7 +98,7 @@ impl Session {
 
     pub(super) fn process_informational_request(
         &mut self,
-        _now: Instant,
+        now: Instant,
         header: HeaderRepr,
         payloads: &[Payload],
     ) {
@@ -75,14 +115,18 @@ impl Session {
                     for spi in &d.spis {
                         let Ok(bytes) = <[u8; 4]>::try_from(spi.as_slice()) else { continue };
                         let outbound = u32::from_be_bytes(bytes);
-                        let inbound = self
+                        let found = self
                             .children
                             .iter()
                             .find(|c| c.outbound_spi == outbound)
-                            .map(|c| c.inbound_spi);
-                        if let Some(inbound) = inbound {
-                            self.remove_child(inbound, DownReason::PeerDelete);
-                            ours.push(inbound.to_be_bytes().to_vec());
+                            .map(|c| (c.inbound_spi, c.state));
+                        if let Some((inbound, state)) = found {
+                            self.remove_child(now, inbound, DownReason::PeerDelete);
+                            // Both ends deleting at once: each removes the SA, neither
+                            // names it in its answer (§1.4.1).
+                            if state != ChildState::Deleting {
+                                ours.push(inbound.to_be_bytes().to_vec());
+                            }
                         }
                     }
                     if !ours.is_empty() {

@@ -42,6 +42,7 @@ mod child;
 mod ike_auth;
 mod ike_sa_init;
 mod informational;
+mod rekey;
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -49,7 +50,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use child::{ChildSa, ChildSaUp};
+pub use child::{ChildSa, ChildSaUp, ChildState};
 
 use super::auth::AuthVerified;
 use super::config::{ChildConfig, IkeConfig, Retransmit};
@@ -133,6 +134,10 @@ pub enum DownReason {
     PeerDelete,
     /// Its IKE SA closed.
     IkeClosed,
+    /// A rekey replaced it (its DELETE exchange completed).
+    Rekeyed,
+    /// Its hard lifetime ran out.
+    Expired,
 }
 
 /// Why the IKE SA closed.
@@ -186,6 +191,14 @@ pub enum Event {
     Established(IkeSaInfo),
     /// A CHILD_SA was negotiated: install it.
     ChildSaUp(Box<ChildSaUp>),
+    /// A CHILD_SA that was installed with [`ChildSaUp::activate_outbound`] `false` now
+    /// carries our outbound traffic (the SA it replaced was deleted).
+    ChildSaActivated {
+        /// The child config name.
+        child: String,
+        /// Our inbound SPI.
+        inbound_spi: u32,
+    },
     /// A CHILD_SA is gone: remove it.
     ChildSaDown {
         /// The child config name.
@@ -210,6 +223,8 @@ struct Outstanding {
     bytes: Vec<u8>,
     transmissions: u32,
     deadline: Instant,
+    /// Give up at this time even if retransmissions are left (`dpd_timeout`).
+    give_up: Option<Instant>,
     procedure: Procedure,
 }
 
@@ -234,7 +249,12 @@ enum Procedure {
 #[derive(Debug)]
 enum Queued {
     CreateChild(String),
+    /// Rekey the CHILD_SA with this inbound SPI.
+    RekeyChild(u32),
     DeleteChild(u32),
+    /// Tell the peer to delete an SA we no longer have (expired, or redundant after a
+    /// rekey collision).
+    DeleteGone(u32),
     DeleteIke,
     Liveness,
 }
@@ -295,6 +315,15 @@ pub struct Session {
     expected_request_id: u32,
     last_response: Option<(u32, Vec<u8>)>,
     children: Vec<ChildSa>,
+    /// CHILD_SAs we answered a rekey for (new inbound SPI) and the SA they replace: our
+    /// outbound traffic moves to the new one when the old one is deleted.
+    pending_activation: Vec<(u32, u32)>,
+    /// Rekeys to try again (refused with TEMPORARY_FAILURE, or failed).
+    rekey_retries: Vec<(Instant, u32)>,
+    /// Replaced CHILD_SAs lingering until the time given (see `REKEY_LINGER`).
+    retired: Vec<(Instant, ChildSa)>,
+    /// When we last heard from the peer (authentic IKE message or ESP traffic).
+    last_heard: Option<Instant>,
     half_open_deadline: Option<Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -369,6 +398,16 @@ impl Session {
         matches!(self.state, State::Closed)
     }
 
+    /// Whether no exchange of ours is running or queued and the SA is not half-open (only
+    /// lifetime and liveness timers may be armed).
+    pub fn is_settled(&self) -> bool {
+        self.is_closed()
+            || (self.outstanding.is_none()
+                && self.queue.is_empty()
+                && self.half_open_deadline.is_none()
+                && self.retired.is_empty())
+    }
+
     /// Whether it is a responder's half-open SA (counts toward the cookie threshold).
     pub fn is_half_open(&self) -> bool {
         matches!(self.state, State::CreateIkeRemoteIkeAuth(_))
@@ -392,10 +431,7 @@ impl Session {
             return None;
         }
         let retransmit = self.outstanding.as_ref().map(|o| o.deadline);
-        match (retransmit, self.half_open_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [retransmit, self.half_open_deadline, self.lifecycle_deadline()].into_iter().flatten().min()
     }
 
     // ---- commands ----
@@ -464,12 +500,20 @@ impl Session {
                 return;
             }
         }
+        self.run_retransmit_timer(now);
+        if !self.is_closed() {
+            self.run_lifecycle_timers(now);
+        }
+    }
+
+    fn run_retransmit_timer(&mut self, now: Instant) {
         let Some(out) = self.outstanding.as_mut() else { return };
         if out.deadline > now {
             return;
         }
         let retransmit = self.config.retransmit;
-        if out.transmissions > retransmit.tries {
+        let gave_up = out.give_up.is_some_and(|g| g <= now);
+        if out.transmissions > retransmit.tries || gave_up {
             let procedure = match &out.procedure {
                 Procedure::IkeSaInit => "IKE_SA_INIT",
                 Procedure::IkeAuth => "IKE_AUTH",
@@ -483,6 +527,16 @@ impl Session {
             self.outstanding = None;
             if deleting {
                 self.finish(CloseReason::LocalDelete);
+            } else if gave_up {
+                self.fail_ike(
+                    FailureKind::Timeout,
+                    format!(
+                        "dead peer: {} did not answer our liveness check within dpd_timeout {} s \
+                         ({tries} transmissions)",
+                        self.remote,
+                        self.config.lifetime.dpd_timeout.as_secs()
+                    ),
+                );
             } else {
                 self.fail_ike(
                     FailureKind::Timeout,
@@ -497,6 +551,9 @@ impl Session {
             return;
         }
         out.deadline = now + retransmit.timeout(out.transmissions);
+        if let Some(g) = out.give_up {
+            out.deadline = out.deadline.min(g);
+        }
         out.transmissions += 1;
         let bytes = out.bytes.clone();
         self.send(bytes);
@@ -537,6 +594,10 @@ impl Session {
             expected_request_id: 0,
             last_response: None,
             children: Vec::new(),
+            pending_activation: Vec::new(),
+            rekey_retries: Vec::new(),
+            retired: Vec::new(),
+            last_heard: None,
             half_open_deadline: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -613,6 +674,7 @@ impl Session {
             bytes: bytes.clone(),
             transmissions: 1,
             deadline: now + self.config.retransmit.timeout(0),
+            give_up: None,
             procedure,
         });
         self.send(bytes);
@@ -679,6 +741,7 @@ impl Session {
 
     /// Ends the session: every CHILD_SA goes down, then `Closed`.
     fn finish(&mut self, reason: CloseReason) {
+        self.release_retired(|_| true);
         for child in self.children.drain(..) {
             self.events.push_back(Event::ChildSaDown {
                 child: child.name.clone(),
@@ -689,6 +752,8 @@ impl Session {
         }
         self.outstanding = None;
         self.queue.clear();
+        self.pending_activation.clear();
+        self.rekey_retries.clear();
         self.half_open_deadline = None;
         self.state = State::Closed;
         self.events.push_back(Event::Closed(reason));
@@ -703,7 +768,9 @@ impl Session {
             let Some(next) = self.queue.pop_front() else { return };
             match next {
                 Queued::CreateChild(name) => self.start_create_child(now, &name),
-                Queued::DeleteChild(spi) => self.start_delete_child(now, spi),
+                Queued::RekeyChild(spi) => self.start_rekey_child(now, spi),
+                Queued::DeleteChild(spi) => self.start_delete_child(now, spi, false),
+                Queued::DeleteGone(spi) => self.start_delete_child(now, spi, true),
                 Queued::DeleteIke => self.start_delete_ike(now),
                 Queued::Liveness => self.start_liveness(now),
             }
@@ -738,6 +805,7 @@ impl Session {
             // A response we cannot read is dropped; the retransmission timer goes on.
             Decoded::Protected { .. } | Decoded::Unprotected(_) => return,
         };
+        self.last_heard = Some(now);
         let Some(out) = self.outstanding.take() else { return };
         // An authentic response from a new address: the peer's NAT mapping changed (RFC 7296
         // §2.23, without MOBIKE only for the NAT case).
@@ -750,7 +818,7 @@ impl Session {
             Procedure::CreateChild(create) => {
                 self.process_create_child_response(now, *create, &payloads)
             }
-            Procedure::DeleteChild(spi) => self.process_delete_child_response(spi, &payloads),
+            Procedure::DeleteChild(spi) => self.process_delete_child_response(now, spi, &payloads),
             Procedure::DeleteIke => self.finish(CloseReason::LocalDelete),
             Procedure::Liveness => {}
         }
@@ -803,6 +871,7 @@ impl Session {
             Decoded::Unprotected(_) => return,
         };
         self.expected_request_id = header.message_id.wrapping_add(1);
+        self.last_heard = Some(now);
         if let Some(ty) = (Message { header, payloads: payloads.clone() }).unsupported_critical() {
             self.send_protected_response(
                 header.exchange_type,
