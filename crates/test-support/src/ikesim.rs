@@ -83,6 +83,11 @@ pub fn psk_config(
     }
 }
 
+/// The wall-clock time (seconds since the Unix epoch) the virtual clock starts at, for
+/// certificate validity: 2027-01-15 08:00:00 UTC. Tests with certificates pick their own with
+/// [`Pair::set_unix_time`].
+pub const START_UNIX_TIME: u64 = 1_800_000_000;
+
 /// Which endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -283,7 +288,7 @@ impl Pair {
         let mk = |cfgs: Vec<IkeConfig>, mut e: EndpointConfig, addr: &str| {
             e.connections = cfgs.into_iter().map(Arc::new).collect();
             let mut endpoint = Endpoint::new(e, provider);
-            endpoint.set_unix_time(now, 1_800_000_000);
+            endpoint.set_unix_time(now, START_UNIX_TIME);
             Peer {
                 endpoint,
                 addr: addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -313,6 +318,15 @@ impl Pair {
     /// Seconds of virtual time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
+    }
+
+    /// Sets both hosts' wall clock to `unix` (seconds since the Unix epoch) at the current
+    /// virtual time; it then advances with the virtual clock. Certificate validity is checked
+    /// against it.
+    pub fn set_unix_time(&mut self, unix: u64) {
+        let now = self.now;
+        self.a.endpoint.set_unix_time(now, unix);
+        self.b.endpoint.set_unix_time(now, unix);
     }
 
     /// The peer on `side`.
@@ -480,7 +494,8 @@ impl Pair {
         self.drive_for(Duration::from_secs(600))
     }
 
-    /// Advances virtual time by `d` without traffic (timers still fire).
+    /// Advances virtual time by `d` (datagrams in flight are delivered and timers fire on the
+    /// way); the clock ends at `now + d` even when everything went quiet earlier.
     pub fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         self.run_until(end, false);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates the X.509 test fixtures of `crates/ferroswan/src/pki` with strongSwan's own `pki`
-# tool (Debian package strongswan-pki) and openssl. The output is committed, so the tests do not
-# need either tool; rerun only to change the fixtures (every key and serial changes then).
+# Regenerates the X.509 test fixtures of `crates/ferroswan/src/pki` and
+# `crates/ferroswan/tests/ikev2_cert_sim.rs` with strongSwan's own `pki` tool (Debian package
+# strongswan-pki) and openssl. The output is committed, so the tests do not need either tool;
+# rerun only to change the fixtures (every key and serial changes then).
 #
 # Layout (swanctl's, so `CredentialStore::load` reads this directory as a config dir):
 #   x509ca/     trusted root CA (RSA 3072): "C=CH, O=ferroswan test, CN=Root CA"

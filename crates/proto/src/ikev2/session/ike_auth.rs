@@ -252,12 +252,8 @@ impl Session {
         let (Some(idr), Some(auth_payload)) = (idr, auth_payload) else {
             let message = match error_notify(payloads) {
                 Some(n) if n.ty == NotifyType::AUTHENTICATION_FAILED => format!(
-                    "peer rejected our authentication (AUTHENTICATION_FAILED): check that it has the same \
-                     {} for our identity '{local_id}', and that its remote.id accepts '{local_id}'",
-                    match self.config.local_auth {
-                        LocalAuth::Psk => "pre-shared key",
-                        LocalAuth::Signature(_) => "trusted CA",
-                    }
+                    "peer rejected our authentication (AUTHENTICATION_FAILED): {}",
+                    self.auth_rejected_hint(&local_id)
                 ),
                 Some(n) => format!("peer answered IKE_AUTH with {}", n.ty),
                 None => "IKE_AUTH response lacks IDr or AUTH".to_owned(),
@@ -267,6 +263,10 @@ impl Session {
             } else {
                 FailureKind::Protocol
             };
+            if kind == FailureKind::Protocol {
+                // The responder thinks it is done; tell it (strongSwan: "IDr payload missing").
+                self.send_auth_failed_informational();
+            }
             self.fail_ike(kind, message);
             return;
         };
@@ -296,6 +296,7 @@ impl Session {
                 } else {
                     FailureKind::Authentication
                 };
+                self.send_auth_failed_informational();
                 self.fail_ike(kind, format!("authentication of peer '{peer_id}' failed: {e}"));
                 return;
             }
@@ -445,6 +446,21 @@ impl Session {
             None => {
                 self.send_protected_response(ExchangeType::IKE_AUTH, header.message_id, &response)
             }
+        }
+    }
+
+    /// What to check when the peer refused our AUTH, naming our identity.
+    pub(super) fn auth_rejected_hint(&self, local_id: &Identity) -> String {
+        match self.config.local_auth {
+            LocalAuth::Psk => format!(
+                "check that it has the same pre-shared key for our identity '{local_id}', and \
+                 that its remote.id accepts '{local_id}'"
+            ),
+            LocalAuth::Signature(_) => format!(
+                "check that it trusts the CA of our certificate, that the certificate is valid \
+                 by its clock and contains our identity '{local_id}', and that its remote.id \
+                 accepts '{local_id}'"
+            ),
         }
     }
 

@@ -1,10 +1,12 @@
-//! INFORMATIONAL exchanges (RFC 7296 §1.4): DELETE of CHILD_SAs and of the IKE SA, and the
-//! empty request used as a liveness check.
+//! INFORMATIONAL exchanges (RFC 7296 §1.4): DELETE of CHILD_SAs and of the IKE SA, the empty
+//! request used as a liveness check, and AUTHENTICATION_FAILED after IKE_AUTH (§2.21.2).
 
 use std::time::Instant;
 
-use super::{ChildState, CloseReason, DownReason, Event, Procedure, Session};
-use crate::wire::ikev2::{Delete, ExchangeType, HeaderRepr, Payload, ProtocolId};
+use super::{ChildState, CloseReason, DownReason, Event, FailureKind, Procedure, Session, notify};
+use crate::wire::ikev2::{
+    Delete, ExchangeType, HeaderRepr, Notify, NotifyType, Payload, ProtocolId,
+};
 
 impl Session {
     /// Deletes our CHILD_SA `spi`; `gone`: one we no longer have (tell the peer only).
@@ -50,6 +52,23 @@ impl Session {
         {
             out.give_up = Some(now + timeout);
             out.deadline = out.deadline.min(now + timeout);
+        }
+    }
+
+    /// Initiator whose check of the responder's AUTH failed: tells the responder, which
+    /// already considers the IKE SA established, in an INFORMATIONAL request (RFC 7296 §2.21.2:
+    /// "the notification MAY be returned in a separate INFORMATIONAL exchange"). Sent once and
+    /// not retransmitted, since our IKE SA is deleted right after, as strongSwan does
+    /// (`send_auth_failed_informational` in `ike_auth.c`).
+    pub(super) fn send_auth_failed_informational(&mut self) {
+        let id = self.next_request_id;
+        let header = self.header(ExchangeType::INFORMATIONAL, id, false);
+        let payloads =
+            [Payload::Notify(Notify::new(NotifyType::AUTHENTICATION_FAILED, Vec::new()))];
+        let Some(crypto) = self.crypto.as_mut() else { return };
+        if let Ok(bytes) = crypto.encrypt(header, &payloads) {
+            self.next_request_id = id.wrapping_add(1);
+            self.send(bytes);
         }
     }
 
@@ -102,6 +121,24 @@ impl Session {
         header: HeaderRepr,
         payloads: &[Payload],
     ) {
+        if notify(payloads, NotifyType::AUTHENTICATION_FAILED).is_some() {
+            // The initiator did not accept our AUTH after we answered IKE_AUTH: the IKE SA
+            // (and the CHILD_SA we installed with it) goes, like a Delete (strongSwan's
+            // task_manager_v2.c hands this notify to ike_delete).
+            self.send_protected_response(ExchangeType::INFORMATIONAL, header.message_id, &[]);
+            let message = match self.established().map(|e| e.info.local_id.clone()) {
+                Some(id) => format!(
+                    "peer rejected our authentication (AUTHENTICATION_FAILED in an INFORMATIONAL \
+                     after IKE_AUTH): {}",
+                    self.auth_rejected_hint(&id)
+                ),
+                None => "peer sent AUTHENTICATION_FAILED in an INFORMATIONAL before IKE_AUTH \
+                         completed"
+                    .to_owned(),
+            };
+            self.fail_ike(FailureKind::Authentication, message);
+            return;
+        }
         let mut response = Vec::new();
         let mut delete_ike = false;
         for p in payloads {
