@@ -220,10 +220,13 @@ pub fn render(events: &[Message], global: &Message) -> String {
         for (name, ike) in event.sections() {
             let _ = writeln!(
                 out,
-                "{name}: {} {} -> {}",
+                "{name}: {} {} -> {}{}",
                 if ike.get_str("manual") == Some("yes") { "manual SA" } else { "IKE SA" },
                 ike.get_str("local-host").unwrap_or("?"),
                 ike.get_str("remote-host").unwrap_or("?"),
+                ike.get_str("established")
+                    .map(|s| format!(", established {s}s ago"))
+                    .unwrap_or_default(),
             );
             let Some(children) = ike.get_section("child-sas") else { continue };
             for (_, child) in children.sections() {
@@ -253,6 +256,20 @@ pub fn render(events: &[Message], global: &Message) -> String {
                     g("bytes-out"),
                     g("packets-out")
                 );
+                let times: Vec<String> = [
+                    ("installed", "install-time", "s ago"),
+                    ("rekey in", "rekey-time", "s"),
+                    ("expires in", "life-time", "s"),
+                    ("rekeys", "ferroswan-rekeys", ""),
+                ]
+                .iter()
+                .filter_map(|(label, key, unit)| {
+                    child.get_str(key).map(|v| format!("{label} {v}{unit}"))
+                })
+                .collect();
+                if !times.is_empty() {
+                    let _ = writeln!(out, "    {}", times.join(", "));
+                }
                 let _ = writeln!(
                     out,
                     "    local  {}\n    remote {}",

@@ -78,6 +78,10 @@ pub struct ChildStatus {
     pub installed: Instant,
     /// UDP encapsulation.
     pub encap: bool,
+    /// charon-style unique id (a counter over all CHILD_SAs of the daemon).
+    pub unique_id: u32,
+    /// The reqid: kept across rekeys of the same CHILD_SA.
+    pub reqid: u32,
 }
 
 /// An IKE SA as shown by status.
@@ -87,6 +91,8 @@ pub struct IkeStatus {
     pub info: IkeSaInfo,
     /// When it was established.
     pub established: Instant,
+    /// charon-style unique id.
+    pub unique_id: u32,
     /// Its CHILD_SAs.
     pub children: Vec<ChildStatus>,
 }
@@ -110,10 +116,22 @@ pub struct IkeHandle {
 }
 
 struct Installed {
+    session: SessionId,
     outbound: Arc<OutboundEntry>,
     inbound: Arc<InboundEntry>,
     selectors: SaSelectors,
     routes: Vec<Route>,
+    /// Install order: the newest active SA of a policy carries the outbound traffic.
+    order: u64,
+    /// Sends outbound traffic (false for a rekey responder's new SA until the old one goes).
+    active: bool,
+    reqid: u32,
+    /// Soft byte and packet limits (start a rekey), checked against both directions.
+    soft_bytes: Option<u64>,
+    soft_packets: Option<u64>,
+    rekey_asked: bool,
+    /// Inbound packets at the last traffic check (dead peer detection).
+    seen_packets: u64,
 }
 
 /// The IKE thread's state.
@@ -131,6 +149,11 @@ pub struct Driver {
     tun_ifindex: u32,
     status: Arc<Mutex<Status>>,
     waiting: Vec<(String, Sender<Result<String, String>>)>,
+    /// Counters for unique ids and reqids (charon numbers from 1).
+    next_unique: u32,
+    next_reqid: u32,
+    installs: u64,
+    last_traffic_check: Instant,
 }
 
 impl Driver {
@@ -168,6 +191,10 @@ impl Driver {
             tun_ifindex,
             status,
             waiting: Vec::new(),
+            next_unique: 0,
+            next_reqid: 0,
+            installs: 0,
+            last_traffic_check: Instant::now(),
         })
     }
 
@@ -192,6 +219,7 @@ impl Driver {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.endpoint.handle_timeout(Instant::now());
+            self.check_traffic();
             self.flush();
         }
         // Graceful stop: DELETE every IKE SA, give the peers a moment to answer.
@@ -370,13 +398,29 @@ impl Driver {
                         ""
                     }
                 );
+                let unique_id = self.unique_id();
                 let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
                 st.sas.insert(
                     id.0,
-                    IkeStatus { info, established: Instant::now(), children: Vec::new() },
+                    IkeStatus {
+                        info,
+                        established: Instant::now(),
+                        unique_id,
+                        children: Vec::new(),
+                    },
                 );
             }
             Event::ChildSaUp(up) => self.install(id, *up),
+            Event::ChildSaActivated { child, inbound_spi } => {
+                if let Some(installed) = self.children.get_mut(&inbound_spi) {
+                    installed.active = true;
+                    tracing::info!(
+                        "CHILD_SA {child} SPIs {inbound_spi:08x}_i {:08x}_o now carries outbound traffic",
+                        installed.outbound.sa.spi()
+                    );
+                }
+                self.rebuild_tables();
+            }
             Event::ChildSaDown { child, inbound_spi, outbound_spi, reason } => {
                 tracing::info!(
                     "CHILD_SA {child} SPIs {inbound_spi:08x}_i {outbound_spi:08x}_o deleted ({reason:?})"
@@ -453,9 +497,26 @@ impl Driver {
                 }
                 *count += 1;
             }
+            let reqid = up
+                .replaces
+                .and_then(|old| self.children.get(&old))
+                .map(|old| old.reqid)
+                .unwrap_or_else(|| {
+                    self.next_reqid += 1;
+                    self.next_reqid
+                });
+            self.installs += 1;
             self.children.insert(
                 up.inbound.spi,
                 Installed {
+                    session: id,
+                    order: self.installs,
+                    active: up.activate_outbound,
+                    reqid,
+                    soft_bytes: up.inbound.lifetime.soft_bytes,
+                    soft_packets: up.inbound.lifetime.soft_packets,
+                    rekey_asked: false,
+                    seen_packets: 0,
                     outbound: Arc::new(OutboundEntry {
                         name: name.clone(),
                         sa: outbound,
@@ -485,6 +546,8 @@ impl Driver {
                     if up.encap { " (ESP in UDP)" } else { "" }
                 );
                 {
+                    let unique_id = self.unique_id();
+                    let reqid = self.children.get(&up.inbound.spi).map_or(0, |i| i.reqid);
                     let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
                     if let Some(sa) = st.sas.get_mut(&id.0) {
                         sa.children.push(ChildStatus {
@@ -492,6 +555,8 @@ impl Driver {
                             up: up.child.clone(),
                             installed: Instant::now(),
                             encap: up.encap,
+                            unique_id,
+                            reqid,
                         });
                     }
                 }
@@ -525,11 +590,60 @@ impl Driver {
             tables.add_outbound(out.clone(), sel.clone());
             tables.add_inbound(inb.clone());
         }
-        for installed in self.children.values() {
+        // Among SAs for the same selectors the first added wins: newest active first.
+        let mut outbound: Vec<&Installed> = self.children.values().filter(|i| i.active).collect();
+        outbound.sort_by_key(|i| std::cmp::Reverse(i.order));
+        for installed in outbound {
             tables.add_outbound(installed.outbound.clone(), installed.selectors.clone());
+        }
+        for installed in self.children.values() {
             tables.add_inbound(installed.inbound.clone());
         }
         self.dp.install(tables);
+    }
+
+    fn unique_id(&mut self) -> u32 {
+        self.next_unique = self.next_unique.wrapping_add(1).max(1);
+        self.next_unique
+    }
+
+    /// Once a second: tells sessions whose SAs received packets (dead peer detection counts
+    /// only silence), and starts rekeys for SAs past their soft byte or packet limit.
+    fn check_traffic(&mut self) {
+        let now = Instant::now();
+        if now.saturating_duration_since(self.last_traffic_check) < Duration::from_secs(1) {
+            return;
+        }
+        self.last_traffic_check = now;
+        let mut heard = Vec::new();
+        let mut rekey = Vec::new();
+        for (spi, i) in &mut self.children {
+            let (inb, outb) = (i.inbound.sa.counters(), i.outbound.sa.counters());
+            let packets = inb.packets();
+            if packets != i.seen_packets {
+                i.seen_packets = packets;
+                heard.push(i.session);
+            }
+            let over_bytes = i.soft_bytes.is_some_and(|l| inb.bytes() >= l || outb.bytes() >= l);
+            let over_packets = i.soft_packets.is_some_and(|l| packets >= l || outb.packets() >= l);
+            if (over_bytes || over_packets) && !i.rekey_asked {
+                i.rekey_asked = true;
+                rekey.push((i.session, *spi));
+            }
+        }
+        heard.sort_unstable_by_key(|s| s.0);
+        heard.dedup();
+        for id in heard {
+            if let Some(s) = self.endpoint.session_mut(id) {
+                s.traffic_received(now);
+            }
+        }
+        for (id, spi) in rekey {
+            tracing::info!("CHILD_SA SPI {spi:08x} reached its soft byte/packet limit: rekeying");
+            if let Some(s) = self.endpoint.session_mut(id) {
+                s.rekey_child(now, spi);
+            }
+        }
     }
 }
 

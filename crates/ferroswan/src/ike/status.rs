@@ -20,18 +20,18 @@ pub fn list_sa_events(dp: &Dataplane, ike: &IkeHandle, now: Instant) -> Vec<Mess
     let st = ike.status.lock().unwrap_or_else(PoisonError::into_inner);
     let tables = dp.tables();
     let mut out = Vec::new();
-    for (i, sa) in st.sas.values().enumerate() {
+    for sa in st.sas.values() {
         let info = &sa.info;
-        let uniqueid = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let uniqueid = sa.unique_id;
         let mut children = Message::new();
-        for (j, c) in sa.children.iter().enumerate() {
+        for c in &sa.children {
             let inb = tables.inbound.get(&c.up.inbound_spi);
             let outb = tables.outbound.iter().find(|o| o.sa.spi() == c.up.outbound_spi);
             let suite = c.up.suite;
             let child = ChildSaInfo {
                 name: c.name.clone(),
-                uniqueid: u32::try_from(j + 1).unwrap_or(u32::MAX),
-                reqid: u32::try_from(j + 1).unwrap_or(u32::MAX),
+                uniqueid: c.unique_id,
+                reqid: c.reqid,
                 state: ChildSaState::Installed,
                 mode: if c.up.mode == Mode::Tunnel {
                     IpsecMode::Tunnel
@@ -65,13 +65,15 @@ pub fn list_sa_events(dp: &Dataplane, ike: &IkeHandle, now: Instant) -> Vec<Mess
                 bytes_out: outb.map_or(0, |e| e.sa.counters().bytes()),
                 packets_out: outb.map_or(0, |e| e.sa.counters().packets()),
                 use_out: None,
-                rekey_time: None,
-                life_time: None,
+                rekey_time: c.up.rekey_at.map(|t| secs_until(t, now)),
+                life_time: c.up.expire_at.map(|t| secs_until(t, now)),
                 install_time: now.saturating_duration_since(c.installed).as_secs(),
                 local_ts: c.up.local_ts.iter().map(ToString::to_string).collect(),
                 remote_ts: c.up.remote_ts.iter().map(ToString::to_string).collect(),
             };
-            children = children.section(child.section_name(), child.to_message());
+            // Not a charon key (swanctl skips it): how many rekeys led to this SA.
+            let msg = child.to_message().kv_display("ferroswan-rekeys", c.up.rekeys);
+            children = children.section(child.section_name(), msg);
         }
         let s = info.suite;
         let ike_info = IkeSaInfo {
@@ -119,4 +121,9 @@ pub fn list_sa_events(dp: &Dataplane, ike: &IkeHandle, now: Instant) -> Vec<Mess
         out.push(Message::new().section(&info.name, msg));
     }
     out
+}
+
+/// Whole seconds from `now` until `t` (0 when past), as charon's signed time fields.
+fn secs_until(t: Instant, now: Instant) -> i64 {
+    i64::try_from(t.saturating_duration_since(now).as_secs()).unwrap_or(i64::MAX)
 }
