@@ -291,6 +291,7 @@ pub struct StatusHandler {
     installed: Instant,
     workers: u64,
     ike: Option<crate::ike::IkeHandle>,
+    conns: Option<std::sync::Arc<crate::ike::conns::Control>>,
 }
 
 impl StatusHandler {
@@ -298,6 +299,14 @@ impl StatusHandler {
     #[must_use]
     pub fn with_ike(mut self, ike: crate::ike::IkeHandle) -> Self {
         self.ike = Some(ike);
+        self
+    }
+
+    /// Also answers the connection and credential commands (`load-conn`, `list-conns`,
+    /// `load-shared`, …) from `conns`.
+    #[must_use]
+    pub fn with_conns(mut self, conns: std::sync::Arc<crate::ike::conns::Control>) -> Self {
+        self.conns = Some(conns);
         self
     }
 
@@ -354,6 +363,7 @@ impl StatusHandler {
             installed,
             workers,
             ike: None,
+            conns: None,
         }
     }
 
@@ -414,7 +424,7 @@ impl crate::vici::Handler for StatusHandler {
     fn command(
         &self,
         name: &str,
-        _request: &Message,
+        request: &Message,
         events: &mut crate::vici::EventSink,
     ) -> Option<Message> {
         match name {
@@ -431,7 +441,23 @@ impl crate::vici::Handler for StatusHandler {
                 }
                 Some(Message::new())
             }
-            "initiate" | "terminate" => Some(self.control(name, _request, events)),
+            "initiate" | "terminate" => Some(self.control(name, request, events)),
+            "load-conn" | "unload-conn" | "get-conns" | "list-conns" | "load-shared"
+            | "unload-shared" | "get-shared" | "clear-creds" | "get-keys" | "get-authorities"
+            | "get-pools" | "load-cert" | "load-key" | "load-token" | "load-authority"
+            | "load-pool" => {
+                let Some(conns) = &self.conns else {
+                    return Some(Message::new().kv("success", "no").kv(
+                        "errmsg",
+                        "IKE is not running: this daemon was started with manual SAs only",
+                    ));
+                };
+                let (reply, stream) = conns.command(name, request)?;
+                for event in stream {
+                    events.emit("list-conn", event);
+                }
+                Some(reply)
+            }
             "ferroswan-failures" => Some(self.ike.as_ref().map_or_else(Message::new, |ike| {
                 let st = ike.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 st.last_failure.iter().fold(Message::new(), |m, (conn, (_, msg))| m.kv(conn, msg))

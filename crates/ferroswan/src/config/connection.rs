@@ -493,6 +493,7 @@ pub const CONNECTION_KEYS: &[&str] = &[
     "mediation_peer",
     "mobike",
     "ocsp",
+    "over_time",
     "pools",
     "ppk_id",
     "ppk_required",
