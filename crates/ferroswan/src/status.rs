@@ -323,6 +323,13 @@ impl StatusHandler {
                 .kv("errmsg", "no IKE connections configured");
         };
         let get = |key: &str| request.get_str(key).map(str::to_owned);
+        if name == "terminate" && get("ike").is_none() {
+            return Message::new().kv("success", "no").kv(
+                "errmsg",
+                "terminate needs the connection name (ike); terminating by child, ike-id or \
+                 child-id is not supported yet",
+            );
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let command = match name {
             "initiate" => {
