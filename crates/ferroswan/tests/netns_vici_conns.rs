@@ -11,7 +11,8 @@
 //! `swanctl --load-all --uri unix://<ferroswan's socket>` loads it and its PSK (`load-shared`,
 //! `load-conn`); `swanctl --list-conns` shows it; `swanctl --initiate` brings it up; LAN pings
 //! cross the tunnel; `swanctl --terminate --ike net` takes it down on both gateways. Then the
-//! same with `ferroswan up` / `ferroswan down`, their failures, a `swanctl --load-all` of a
+//! same with `ferroswan up` / `ferroswan down` and their failures, sun initiating to the loaded
+//! connection (ferroswan responds with it), a `swanctl --load-all` of a
 //! file without `net` (unloads the connection and the secret, keeps the config file's), and a
 //! connection ferroswan refuses (swanctl prints the reason and exits non-zero).
 //!
@@ -326,6 +327,16 @@ fn swanctl_loads_lists_initiates_and_terminates_against_ferroswan() {
         &lab.ferroswan(&["up", "net", "--child", "nosuch"]),
         "connection 'net' has no child 'nosuch'",
     );
+
+    // 5b. The loaded connection answers too: sun initiates, ferroswan responds with it (and
+    //     the PSK from load-shared); sun's swanctl takes it down.
+    let out = lab.swanctl_sun(&["--initiate", "--child", "net", "--timeout", "30"]);
+    assert_ok_with(&out, &["initiate completed successfully"]);
+    lab.wait_up();
+    lab.ping_across();
+    let out = lab.swanctl_sun(&["--terminate", "--ike", "net", "--timeout", "30"]);
+    assert_ok_with(&out, &["terminate completed successfully"]);
+    lab.wait_gone();
 
     // 6. --load-all of a file without `net`: swanctl unloads what it loaded (connection and
     //    secret) and leaves the daemon's config file alone.
