@@ -47,17 +47,21 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
             config_path.display()
         );
     }
-    let ike_configs = crate::ike::config::ike_configs(&config, &|conn| {
+    let psks = Arc::new(crate::ike::config::SecretsPsk::new(&config.secrets)?);
+    let ike_configs = crate::ike::config::ike_configs_with(&config, &psks, &|conn| {
         crate::ike::signature_auth(config_path, &config, conn)
     })?;
-    if config.manual.is_empty() && ike_configs.is_empty() {
-        return Err(format!(
-            "{}: no connections and no manual SAs configured, nothing to do",
+    // Without manual SAs, IKE runs even with no connection yet: they may come over VICI
+    // (`swanctl --load-conns`). A daemon of manual SAs only keeps to them.
+    let ike_enabled = !ike_configs.is_empty() || config.manual.is_empty();
+    if ike_configs.is_empty() && ike_enabled {
+        tracing::info!(
+            "{}: no connections configured; waiting for VICI load-conn (swanctl --load-conns)",
             config_path.display()
-        )
-        .into());
+        );
     }
-    let ike_enabled = !ike_configs.is_empty();
+    let file_connections: Vec<_> =
+        config.connections.iter().cloned().zip(ike_configs.iter().cloned().map(Arc::new)).collect();
     let mut plan = manual::plan(
         &config,
         &ferroswan_awslc::DEFAULT_PROVIDER,
@@ -148,6 +152,15 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
         let mut handler = StatusHandler::new(dp.clone(), Instant::now(), workers.len() as u64);
         if let Some(ike) = &ike {
             handler = handler.with_ike(ike.clone());
+            let (config_path, config) = (config_path.to_path_buf(), config.clone());
+            let signature: Box<crate::ike::conns::SignatureFn> =
+                Box::new(move |conn| crate::ike::signature_auth(&config_path, &config, conn));
+            handler = handler.with_conns(Arc::new(crate::ike::conns::Control::new(
+                ike.tx.clone(),
+                file_connections,
+                psks,
+                signature,
+            )));
         }
         let server = Server::start(ServerConfig::new(&socket_path), handler).await?;
         tracing::info!("VICI control socket at {}", socket_path.display());

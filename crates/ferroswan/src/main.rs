@@ -40,6 +40,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bring a connection up: VICI `initiate` of its child (the first one unless --child),
+    /// waiting until the CHILD_SA is installed or the negotiation failed.
+    Up {
+        /// The connection name.
+        conn: String,
+        /// The child to bring up (default: the connection's first child).
+        #[arg(long)]
+        child: Option<String>,
+        /// Seconds to wait for the outcome.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// The daemon's VICI socket.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Take a connection down: VICI `terminate` of its IKE SAs (DELETE sent to the peer).
+    Down {
+        /// The connection name.
+        conn: String,
+        /// Seconds to wait for the outcome.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// The daemon's VICI socket.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Show a working VPN on this machine: two gateways and two LAN hosts in network
     /// namespaces, a ferroswan ESP tunnel between them, ping and a TCP transfer across, a
     /// capture of the transit link, and both sides' status. Cleans up afterwards. Needs root.
@@ -75,6 +101,12 @@ fn main() -> ExitCode {
         Command::Daemon { config, socket } => ferroswan::daemon::run(&config, socket),
         Command::Status { socket, json } => status(&socket, json),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Up { conn, child, timeout, socket } => {
+            control(&socket, "initiate", &conn, child.as_deref(), timeout)
+        }
+        Command::Down { conn, timeout, socket } => {
+            control(&socket, "terminate", &conn, None, timeout)
+        }
         Command::Lab { proposal, encap, ipv6_outer, mib, manual } => {
             lab(proposal, encap, ipv6_outer, mib, !manual)
         }
@@ -116,6 +148,43 @@ fn status(socket: &PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>
             }
         }
         Ok(())
+    })
+}
+
+/// `ferroswan up` / `down`: VICI `initiate` or `terminate` (`command`) of connection `conn`;
+/// prints the daemon's `control-log` lines, then the outcome. A refusal is an error (exit 1).
+fn control(
+    socket: &PathBuf,
+    command: &str,
+    conn: &str,
+    child: Option<&str>,
+    timeout: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut client = Client::connect(socket).await?;
+        // The daemon answers when the outcome is known; allow it its whole timeout.
+        client.set_timeout(std::time::Duration::from_secs(timeout.saturating_add(5)));
+        let mut request = Message::new().kv("ike", conn);
+        if let Some(child) = child {
+            request = request.kv("child", child);
+        }
+        request = request.kv_display("timeout", timeout.saturating_mul(1000));
+        let (log, reply) = client.request_streaming(command, &request, "control-log").await?;
+        for line in &log {
+            println!(
+                "[{}] {}",
+                line.get_str("group").unwrap_or("   "),
+                line.get_str("msg").unwrap_or("")
+            );
+        }
+        if reply.get_str("success") == Some("yes") {
+            println!("{command} of '{conn}' completed successfully");
+            Ok(())
+        } else {
+            let why = reply.get_str("errmsg").unwrap_or("the daemon gave no reason");
+            Err(format!("{command} of '{conn}' failed: {why}").into())
+        }
     })
 }
 

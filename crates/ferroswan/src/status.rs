@@ -308,6 +308,7 @@ pub struct StatusHandler {
     installed: Instant,
     workers: u64,
     ike: Option<crate::ike::IkeHandle>,
+    conns: Option<std::sync::Arc<crate::ike::conns::Control>>,
 }
 
 impl StatusHandler {
@@ -315,6 +316,14 @@ impl StatusHandler {
     #[must_use]
     pub fn with_ike(mut self, ike: crate::ike::IkeHandle) -> Self {
         self.ike = Some(ike);
+        self
+    }
+
+    /// Also answers the connection and credential commands (`load-conn`, `list-conns`,
+    /// `load-shared`, …) from `conns`.
+    #[must_use]
+    pub fn with_conns(mut self, conns: std::sync::Arc<crate::ike::conns::Control>) -> Self {
+        self.conns = Some(conns);
         self
     }
 
@@ -331,6 +340,13 @@ impl StatusHandler {
                 .kv("errmsg", "no IKE connections configured");
         };
         let get = |key: &str| request.get_str(key).map(str::to_owned);
+        if name == "terminate" && get("ike").is_none() {
+            return Message::new().kv("success", "no").kv(
+                "errmsg",
+                "terminate needs the connection name (ike); terminating by child, ike-id or \
+                 child-id is not supported yet",
+            );
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let command = match name {
             "initiate" => {
@@ -371,6 +387,7 @@ impl StatusHandler {
             installed,
             workers,
             ike: None,
+            conns: None,
         }
     }
 
@@ -431,7 +448,7 @@ impl crate::vici::Handler for StatusHandler {
     fn command(
         &self,
         name: &str,
-        _request: &Message,
+        request: &Message,
         events: &mut crate::vici::EventSink,
     ) -> Option<Message> {
         match name {
@@ -448,7 +465,23 @@ impl crate::vici::Handler for StatusHandler {
                 }
                 Some(Message::new())
             }
-            "initiate" | "terminate" => Some(self.control(name, _request, events)),
+            "initiate" | "terminate" => Some(self.control(name, request, events)),
+            "load-conn" | "unload-conn" | "get-conns" | "list-conns" | "load-shared"
+            | "unload-shared" | "get-shared" | "clear-creds" | "get-keys" | "get-authorities"
+            | "get-pools" | "load-cert" | "load-key" | "load-token" | "load-authority"
+            | "load-pool" => {
+                let Some(conns) = &self.conns else {
+                    return Some(Message::new().kv("success", "no").kv(
+                        "errmsg",
+                        "IKE is not running: this daemon was started with manual SAs only",
+                    ));
+                };
+                let (reply, stream) = conns.command(name, request)?;
+                for event in stream {
+                    events.emit("list-conn", event);
+                }
+                Some(reply)
+            }
             "ferroswan-failures" => Some(self.ike.as_ref().map_or_else(Message::new, |ike| {
                 let st = ike.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 st.last_failure.iter().fold(Message::new(), |m, (conn, (_, msg))| m.kv(conn, msg))

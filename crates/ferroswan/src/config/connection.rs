@@ -493,6 +493,7 @@ pub const CONNECTION_KEYS: &[&str] = &[
     "mediation_peer",
     "mobike",
     "ocsp",
+    "over_time",
     "pools",
     "ppk_id",
     "ppk_required",
@@ -1379,6 +1380,9 @@ connections {
         // both: rand_time at most half the shorter.
         let k = &parse(&conn("reauth_time = 2h\nrekey_time = 600")).unwrap().connections[0];
         assert_eq!(k.rand_time, Duration::from_secs(300));
+        // over_time is a swanctl.conf key (charon's vici plugin reads it).
+        let k = &parse(&conn("over_time = 10m")).unwrap().connections[0];
+        assert_eq!(k.over_time, Duration::from_secs(600));
     }
 
     #[test]

@@ -73,7 +73,9 @@ pub struct Section {
 }
 
 impl Section {
-    fn new(name: impl Into<String>, location: Location) -> Self {
+    /// An empty section named `name` that was opened at `location` (for building a tree from
+    /// another source than a file, such as a VICI `load-conn` message).
+    pub fn new(name: impl Into<String>, location: Location) -> Self {
         Self {
             name: name.into(),
             location,
@@ -131,7 +133,7 @@ impl Section {
 
     /// Sets `kv`, replacing the value of an existing key in place (strongSwan's
     /// `settings_kv_add`).
-    fn add_key(&mut self, kv: KeyValue) {
+    pub fn add_key(&mut self, kv: KeyValue) {
         match self.keys.iter_mut().find(|k| k.key == kv.key) {
             Some(existing) => {
                 existing.value = kv.value;
@@ -143,7 +145,7 @@ impl Section {
 
     /// Adds `section`, extending an existing section of the same name (strongSwan's
     /// `settings_section_add` / `settings_section_extend`).
-    fn add_section(&mut self, section: Self) {
+    pub fn add_section(&mut self, section: Self) {
         match self.sections.iter_mut().find(|s| s.name == section.name) {
             Some(existing) => existing.extend(section),
             None => self.sections.push(section),

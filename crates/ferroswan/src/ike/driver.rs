@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use ferroswan_proto::crypto::CryptoProvider;
 use ferroswan_proto::esp::{InboundSa, OutboundSa, PacketBuf};
+use ferroswan_proto::ikev2::config::IkeConfig;
 use ferroswan_proto::ikev2::session::{ChildSaUp, Event, IkeSaInfo, Transmit};
 use ferroswan_proto::ikev2::{Endpoint, SessionId};
 use ferroswan_proto::policy::SaSelectors;
@@ -63,6 +64,14 @@ pub enum Command {
         /// Connection name.
         conn: String,
         /// Answer.
+        reply: Sender<Result<String, String>>,
+    },
+    /// Replace the connection table (VICI `load-conn`/`unload-conn`): new IKE SAs, initiated
+    /// or answered, use these; established ones keep the config they were made with.
+    SetConnections {
+        /// Every connection, file and VICI ones.
+        connections: Vec<Arc<IkeConfig>>,
+        /// Answer, once the table is in place.
         reply: Sender<Result<String, String>>,
     },
 }
@@ -289,6 +298,11 @@ impl Driver {
                     }
                 }
                 let _ = reply.send(Ok(format!("closing {} IKE SA(s) of '{conn}'", ids.len())));
+            }
+            Input::Command(Command::SetConnections { connections, reply }) => {
+                let count = connections.len();
+                self.endpoint.set_connections(connections);
+                let _ = reply.send(Ok(format!("{count} connection(s) loaded")));
             }
         }
     }

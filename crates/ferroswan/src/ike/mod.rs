@@ -1,7 +1,9 @@
-//! IKEv2 in the daemon: configuration ([`config`]) and the IKE thread ([`driver`]) around the
-//! sans-IO core in `ferroswan_proto::ikev2`.
+//! IKEv2 in the daemon: configuration ([`config`]), the IKE thread ([`driver`]) around the
+//! sans-IO core in `ferroswan_proto::ikev2`, and the connections and secrets changed at run time
+//! over VICI ([`conns`]).
 
 pub mod config;
+pub mod conns;
 pub mod driver;
 pub mod status;
 
