@@ -63,8 +63,11 @@ fn lifetime(rekey: u64, life: u64, rand: u64) -> ChildLifetime {
 
 /// A pair with the tunnel up (A initiated).
 fn up_pair(a: ChildLifetime, b: ChildLifetime, pfs: bool) -> Pair {
-    let mut pair =
-        Pair::new(DEFAULT_PROVIDER, vec![config(Side::A, a, pfs)], vec![config(Side::B, b, pfs)]);
+    up_pair_with(config(Side::A, a, pfs), config(Side::B, b, pfs))
+}
+
+fn up_pair_with(a: IkeConfig, b: IkeConfig) -> Pair {
+    let mut pair = Pair::new(DEFAULT_PROVIDER, vec![a], vec![b]);
     pair.initiate(Side::A, "gw", Some("net"));
     assert!(pair.drive());
     assert_eq!(installed(&pair, Side::A).len(), 1, "{:?}", pair.a.failures());
@@ -125,7 +128,17 @@ fn exchanges(pair: &Pair, from: Side, ty: ExchangeType, response: bool) -> usize
 #[test]
 fn a_day_of_traffic_with_rekeys_every_few_minutes_loses_nothing_and_leaks_nothing() {
     // Both ends rekey (with jitter), so they race now and then, as real peers do.
-    let mut pair = up_pair(lifetime(240, 300, 60), lifetime(300, 360, 60), true);
+    let (mut a, mut b) = (
+        config(Side::A, lifetime(240, 300, 60), true),
+        config(Side::B, lifetime(300, 360, 60), true),
+    );
+    // The IKE SA is rekeyed too, every 17 minutes or so, by either end.
+    for c in [&mut a, &mut b] {
+        c.lifetime.rekey_time = Duration::from_secs(1020);
+        c.lifetime.rand_time = Duration::from_secs(120);
+        c.lifetime.over_time = Duration::from_secs(100);
+    }
+    let mut pair = up_pair_with(a, b);
     pair.jitter = Duration::from_millis(30);
     pair.run_traffic(Duration::from_secs(24 * 3600), Duration::from_secs(2));
     assert!(pair.drive());
@@ -139,6 +152,59 @@ fn a_day_of_traffic_with_rekeys_every_few_minutes_loses_nothing_and_leaks_nothin
     assert!(pair.a.sas.max_inbound <= 3 && pair.b.sas.max_inbound <= 3);
     let child = &session(&pair, Side::A).1.children()[0];
     assert!(child.rekeys as usize >= rekeys, "rekey count {} < {rekeys}", child.rekeys);
+    let ike_rekeys = count(&pair, Side::A, |e| matches!(e, Event::IkeSaRekeyed(_)));
+    assert!(ike_rekeys >= 24 * 60 / 17, "only {ike_rekeys} IKE rekeys");
+    assert_eq!(ike_rekeys, count(&pair, Side::B, |e| matches!(e, Event::IkeSaRekeyed(_))));
+    assert_eq!(
+        count(&pair, Side::A, |e| matches!(e, Event::Closed(CloseReason::Rekeyed))),
+        ike_rekeys,
+        "every old IKE SA was deleted"
+    );
+}
+
+#[test]
+fn ike_sa_rekey_by_either_side_moves_the_child_sas_and_deletes_the_old_ike_sa() {
+    for side in [Side::A, Side::B] {
+        let off = lifetime(0, 0, 0);
+        let mut pair = up_pair(off, off, false);
+        let child = installed(&pair, Side::A)[0];
+        let (old_a, _) = session(&pair, Side::A);
+        let (sid, _) = session(&pair, side);
+        let now = pair.now;
+        pair.peer(side).endpoint.session_mut(sid).unwrap().rekey_ike(now);
+        pair.run_traffic(Duration::from_secs(5), Duration::from_millis(20));
+        assert!(pair.drive());
+        assert_no_loss(pair.traffic);
+        // One IKE SA on each side, a new one, holding the same CHILD_SA.
+        let (new_a, sa) = session(&pair, Side::A);
+        assert_ne!(new_a, old_a);
+        assert_eq!(installed(&pair, Side::A), vec![child]);
+        assert_eq!(installed(&pair, Side::B), vec![(child.1, child.0)]);
+        let (spi_i, spi_r) = sa.spis();
+        assert_eq!(session(&pair, Side::B).1.spis(), (spi_i, spi_r), "both agree on the new SPIs");
+        assert_eq!(
+            sa.role() == ferroswan_proto::ikev2::session::Role::Initiator,
+            side == Side::A,
+            "the rekey's initiator is the new SA's initiator"
+        );
+        for s in [Side::A, Side::B] {
+            assert_eq!(count(&pair, s, |e| matches!(e, Event::IkeSaRekeyed(_))), 1);
+            assert_eq!(count(&pair, s, |e| matches!(e, Event::Closed(CloseReason::Rekeyed))), 1);
+            assert_eq!(count(&pair, s, |e| matches!(e, Event::ChildSaDown { .. })), 0);
+        }
+        // The new IKE SA works: its keys protect a CHILD_SA rekey and a liveness check.
+        let now = pair.now;
+        let (sid, _) = session(&pair, Side::B);
+        let spi = installed(&pair, Side::B)[0].0;
+        let s = pair.b.endpoint.session_mut(sid).unwrap();
+        s.rekey_child(now, spi);
+        s.liveness_check(now);
+        pair.run_traffic(Duration::from_secs(5), Duration::from_millis(20));
+        assert!(pair.drive());
+        assert_no_loss(pair.traffic);
+        assert_one_matching_child(&pair);
+        assert!(pair.a.failures().is_empty() && pair.b.failures().is_empty());
+    }
 }
 
 #[test]

@@ -424,6 +424,27 @@ impl Driver {
                     },
                 );
             }
+            Event::IkeSaRekeyed(info) => {
+                let new = SessionId(match info.role {
+                    ferroswan_proto::ikev2::session::Role::Initiator => info.spi_i,
+                    ferroswan_proto::ikev2::session::Role::Responder => info.spi_r,
+                });
+                tracing::info!(
+                    "IKE SA {}[{id}] rekeyed: new IKE SA [{new}] with {}, CHILD_SAs moved",
+                    info.name,
+                    super::suite_text(&info.suite)
+                );
+                for installed in self.children.values_mut().filter(|i| i.session == id) {
+                    installed.session = new;
+                }
+                let unique_id = self.unique_id();
+                let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                let children = st.sas.remove(&id.0).map(|s| s.children).unwrap_or_default();
+                st.sas.insert(
+                    new.0,
+                    IkeStatus { info, established: Instant::now(), unique_id, children },
+                );
+            }
             Event::ChildSaUp(up) => self.install(id, *up),
             Event::ChildSaActivated { child, inbound_spi } => {
                 if let Some(installed) = self.children.get_mut(&inbound_spi) {

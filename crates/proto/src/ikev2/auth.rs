@@ -85,6 +85,14 @@ pub struct AuthVerified {
     _private: (),
 }
 
+impl AuthVerified {
+    /// The same proof for the IKE SA that replaces this one by rekeying (RFC 7296 §2.18: a
+    /// rekeyed IKE SA is not authenticated again; its keys derive from this one's SK_d).
+    pub(crate) fn carry_over(&self) -> Self {
+        Self { peer_id: self.peer_id.clone(), method: self.method, _private: () }
+    }
+}
+
 /// Why the peer's authentication failed, in words for the log.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -190,7 +190,12 @@ impl Endpoint {
         // The original initiator sets the I flag; our SPI is the other side's.
         let ours = if header.flags.initiator() { header.spi_r } else { header.spi_i };
         match self.sessions.get_mut(&SessionId(ours)) {
-            Some(session) => session.handle_datagram(now, local, remote, bytes),
+            Some(session) => {
+                session.handle_datagram(now, local, remote, bytes);
+                if let Some(next) = session.take_successor() {
+                    self.attach(now, *next);
+                }
+            }
             None => self.stats.unknown_spi += 1,
         }
     }
@@ -313,10 +318,15 @@ impl Endpoint {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mut successors = Vec::new();
         for s in self.sessions.values_mut() {
             if s.poll_timeout().is_some_and(|t| t <= now) {
                 s.handle_timeout(now);
             }
+            successors.extend(s.take_successor());
+        }
+        for next in successors {
+            self.attach(now, *next);
         }
     }
 

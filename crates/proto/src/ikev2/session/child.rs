@@ -709,9 +709,17 @@ impl Session {
             return;
         };
         if sa.proposals.iter().any(|p| p.protocol == ProtocolId::IKE) {
-            // IKE SA rekeying comes with the SA lifecycle work; refuse it cleanly for now
-            // (the peer keeps the current IKE SA, or reauthenticates).
-            respond_error(self, NotifyType::NO_ADDITIONAL_SAS);
+            self.process_ike_rekey_request(now, header, payloads);
+            return;
+        }
+        // CHILD_SAs must not be made on an IKE SA that is being replaced (§2.25.2).
+        if self.retiring
+            || matches!(
+                self.outstanding.as_ref().map(|o| &o.procedure),
+                Some(Procedure::RekeyIke(_))
+            )
+        {
+            respond_error(self, NotifyType::TEMPORARY_FAILURE);
             return;
         }
         let Some(ni) = find(payloads, |p| if let Payload::Nonce(n) = p { Some(n) } else { None })

@@ -301,7 +301,7 @@ impl Session {
                 return;
             }
         };
-        self.establish(local_id, verified);
+        self.establish(now, local_id, verified);
         if let Some(create) = child {
             if let Some(n) = error_notify(payloads) {
                 let name = create.name().to_owned();
@@ -425,7 +425,7 @@ impl Session {
             };
         let mut response = vec![Payload::IdR(id_payload(&local_id))];
         response.extend(auth_payloads);
-        self.establish(local_id, verified);
+        self.establish(now, local_id, verified);
         let child_result = if payloads.iter().any(|p| matches!(p, Payload::Sa(_))) {
             Some(self.respond_child(now, payloads, &init.ni, &init.nr, None, false))
         } else {
@@ -475,7 +475,7 @@ impl Session {
     }
 
     /// Moves to `Established` and reports it.
-    fn establish(&mut self, local_id: Identity, auth: AuthVerified) {
+    fn establish(&mut self, now: Instant, local_id: Identity, auth: AuthVerified) {
         let Some(suite) = self.suite else { return };
         let info = IkeSaInfo {
             name: self.config.name.clone(),
@@ -492,6 +492,7 @@ impl Session {
         };
         self.events.push_back(Event::Established(info.clone()));
         self.state = State::Established(Box::new(Established { info, auth }));
+        self.arm_ike_timers(now);
     }
 }
 

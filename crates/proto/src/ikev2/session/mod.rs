@@ -40,6 +40,7 @@
 
 mod child;
 mod ike_auth;
+mod ike_rekey;
 mod ike_sa_init;
 mod informational;
 mod rekey;
@@ -154,6 +155,8 @@ pub enum CloseReason {
     Timeout,
     /// A responder's IKE SA never completed IKE_AUTH.
     HalfOpenTimeout,
+    /// It was rekeyed: its successor ([`Event::IkeSaRekeyed`]) carries on.
+    Rekeyed,
 }
 
 /// Facts about an established IKE SA, for events and status.
@@ -189,6 +192,9 @@ pub struct IkeSaInfo {
 pub enum Event {
     /// IKE_AUTH completed: the IKE SA is established.
     Established(IkeSaInfo),
+    /// The IKE SA was rekeyed: a new IKE SA (these facts; the endpoint's session under its
+    /// SPI) now owns every CHILD_SA of this one, which closes once its DELETE is done.
+    IkeSaRekeyed(IkeSaInfo),
     /// A CHILD_SA was negotiated: install it.
     ChildSaUp(Box<ChildSaUp>),
     /// A CHILD_SA that was installed with [`ChildSaUp::activate_outbound`] `false` now
@@ -243,6 +249,8 @@ enum Procedure {
     DeleteIke,
     /// Empty INFORMATIONAL.
     Liveness,
+    /// CREATE_CHILD_SA rekeying the IKE SA.
+    RekeyIke(Box<ike_rekey::LocalIkeRekey>),
 }
 
 /// A local procedure waiting for its turn.
@@ -257,6 +265,7 @@ enum Queued {
     DeleteGone(u32),
     DeleteIke,
     Liveness,
+    RekeyIke,
 }
 
 /// Where the IKE SA is.
@@ -325,6 +334,15 @@ pub struct Session {
     /// When we last heard from the peer (authentic IKE message or ESP traffic).
     last_heard: Option<Instant>,
     half_open_deadline: Option<Instant>,
+    /// IKE SA rekey due, and the hard end if rekeying keeps failing.
+    ike_rekey_at: Option<Instant>,
+    ike_expire_at: Option<Instant>,
+    /// How many IKE rekeys led to this SA.
+    rekeys: u32,
+    /// Rekeyed: the CHILD_SAs moved to the successor; only the DELETE exchange is left.
+    retiring: bool,
+    /// The new IKE SA of a completed rekey, until the endpoint takes it.
+    successor: Option<Box<Self>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -405,7 +423,8 @@ impl Session {
             || (self.outstanding.is_none()
                 && self.queue.is_empty()
                 && self.half_open_deadline.is_none()
-                && self.retired.is_empty())
+                && self.retired.is_empty()
+                && self.successor.is_none())
     }
 
     /// Whether it is a responder's half-open SA (counts toward the cookie threshold).
@@ -431,7 +450,10 @@ impl Session {
             return None;
         }
         let retransmit = self.outstanding.as_ref().map(|o| o.deadline);
-        [retransmit, self.half_open_deadline, self.lifecycle_deadline()].into_iter().flatten().min()
+        [retransmit, self.half_open_deadline, self.lifecycle_deadline(), self.ike_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ---- commands ----
@@ -504,6 +526,9 @@ impl Session {
         if !self.is_closed() {
             self.run_lifecycle_timers(now);
         }
+        if !self.is_closed() {
+            self.run_ike_timers(now);
+        }
     }
 
     fn run_retransmit_timer(&mut self, now: Instant) {
@@ -517,7 +542,7 @@ impl Session {
             let procedure = match &out.procedure {
                 Procedure::IkeSaInit => "IKE_SA_INIT",
                 Procedure::IkeAuth => "IKE_AUTH",
-                Procedure::CreateChild(_) => "CREATE_CHILD_SA",
+                Procedure::CreateChild(_) | Procedure::RekeyIke(_) => "CREATE_CHILD_SA",
                 Procedure::DeleteChild(_) | Procedure::DeleteIke | Procedure::Liveness => {
                     "INFORMATIONAL"
                 }
@@ -599,6 +624,11 @@ impl Session {
             retired: Vec::new(),
             last_heard: None,
             half_open_deadline: None,
+            ike_rekey_at: None,
+            ike_expire_at: None,
+            rekeys: 0,
+            retiring: false,
+            successor: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -741,6 +771,7 @@ impl Session {
 
     /// Ends the session: every CHILD_SA goes down, then `Closed`.
     fn finish(&mut self, reason: CloseReason) {
+        let reason = self.retired_reason(reason);
         self.release_retired(|_| true);
         for child in self.children.drain(..) {
             self.events.push_back(Event::ChildSaDown {
@@ -773,6 +804,7 @@ impl Session {
                 Queued::DeleteGone(spi) => self.start_delete_child(now, spi, true),
                 Queued::DeleteIke => self.start_delete_ike(now),
                 Queued::Liveness => self.start_liveness(now),
+                Queued::RekeyIke => self.start_rekey_ike(now),
             }
             if self.is_closed() {
                 return;
@@ -821,6 +853,7 @@ impl Session {
             Procedure::DeleteChild(spi) => self.process_delete_child_response(now, spi, &payloads),
             Procedure::DeleteIke => self.finish(CloseReason::LocalDelete),
             Procedure::Liveness => {}
+            Procedure::RekeyIke(rekey) => self.process_ike_rekey_response(now, *rekey, &payloads),
         }
         self.run_queue(now);
     }

@@ -113,7 +113,11 @@ impl Session {
 
     fn dpd_deadline(&self) -> Option<Instant> {
         let delay = self.config.lifetime.dpd_delay;
-        if delay.is_zero() || self.outstanding.is_some() || self.established().is_none() {
+        if delay.is_zero()
+            || self.retiring
+            || self.outstanding.is_some()
+            || self.established().is_none()
+        {
             return None;
         }
         self.last_heard.map(|h| h + delay)
