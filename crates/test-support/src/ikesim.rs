@@ -74,11 +74,14 @@ pub fn psk_config(
             mode: Mode::Tunnel,
             replay_window: 32,
             lifetime: ChildLifetime::default(),
+            dpd_restart: false,
+            close_restart: false,
         }],
         encap: false,
         send_certreq: true,
         retransmit: Retransmit::default(),
         lifetime: IkeLifetime::default(),
+        keyingtries: 1,
         initial_contact: true,
     }
 }

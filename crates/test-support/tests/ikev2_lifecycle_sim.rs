@@ -393,3 +393,82 @@ fn traffic_from_the_peer_suppresses_liveness_checks() {
     }
     assert_eq!(exchanges(&pair, Side::A, ExchangeType::INFORMATIONAL, false), 0);
 }
+
+/// Distinct IKE SAs A started (IKE_SA_INIT requests with distinct initiator SPIs).
+fn initiations(pair: &Pair) -> usize {
+    let mut spis: Vec<u64> = pair
+        .wire
+        .iter()
+        .filter(|(s, _)| *s == Side::A)
+        .filter_map(|(_, t)| {
+            let h = HeaderPacket::new_checked(&t.payload[..]).ok()?;
+            (h.exchange_type() == ExchangeType::IKE_SA_INIT && !h.flags().response())
+                .then(|| h.spi_i())
+        })
+        .collect();
+    spis.sort_unstable();
+    spis.dedup();
+    spis.len()
+}
+
+#[test]
+fn dpd_action_restart_brings_the_tunnel_back_when_the_peer_returns() {
+    let off = lifetime(0, 0, 0);
+    let mut a = config(Side::A, off, false);
+    a.lifetime.dpd_delay = Duration::from_secs(10);
+    a.lifetime.dpd_timeout = Duration::from_secs(10);
+    a.children[0].dpd_restart = true;
+    a.keyingtries = 0;
+    let b = config(Side::B, off, false);
+    let mut pair = up_pair_with(a, b.clone());
+    // B's host goes away for two minutes.
+    pair.drop = Some(Box::new(|_, side, _| side == Side::B));
+    pair.advance(Duration::from_secs(120));
+    assert_eq!(count(&pair, Side::A, |e| matches!(e, Event::Closed(CloseReason::Timeout))), 1);
+    assert!(initiations(&pair) >= 2, "A keeps trying");
+    // B comes back as a freshly started daemon (no SAs).
+    pair.b.endpoint = ferroswan_proto::ikev2::Endpoint::new(
+        ferroswan_proto::ikev2::config::EndpointConfig {
+            connections: vec![std::sync::Arc::new(b)],
+            ..Default::default()
+        },
+        DEFAULT_PROVIDER,
+    );
+    pair.b.sas = Default::default();
+    pair.drop = None;
+    let back = pair.elapsed();
+    let mut waited = Duration::ZERO;
+    while installed_if_any(&pair, Side::A).is_empty() {
+        pair.advance(Duration::from_secs(1));
+        waited += Duration::from_secs(1);
+        assert!(waited <= Duration::from_secs(90), "tunnel not back after {waited:?}");
+    }
+    assert!(pair.drive());
+    assert_one_matching_child(&pair);
+    assert!(pair.elapsed() > back);
+}
+
+/// Like `installed`, but zero or one IKE SA.
+fn installed_if_any(pair: &Pair, side: Side) -> Vec<(u32, u32)> {
+    let peer = if side == Side::A { &pair.a } else { &pair.b };
+    peer.endpoint
+        .sessions()
+        .filter(|(_, s)| s.info().is_some())
+        .flat_map(|(_, s)| s.children().iter().map(|c| (c.inbound_spi, c.outbound_spi)))
+        .collect()
+}
+
+#[test]
+fn keyingtries_limits_how_often_a_failed_initiation_is_repeated() {
+    let off = lifetime(0, 0, 0);
+    let mut a = config(Side::A, off, false);
+    a.keyingtries = 3;
+    let mut pair = Pair::new(DEFAULT_PROVIDER, vec![a], vec![config(Side::B, off, false)]);
+    pair.drop = Some(Box::new(|_, side, _| side == Side::B));
+    pair.initiate(Side::A, "gw", Some("net"));
+    pair.advance(Duration::from_secs(3 * 170));
+    assert!(pair.drive());
+    assert_eq!(initiations(&pair), 3);
+    assert_eq!(count(&pair, Side::A, |e| matches!(e, Event::Closed(CloseReason::Timeout))), 3);
+    assert!(!pair.a.endpoint.restart_pending("gw"));
+}

@@ -340,6 +340,8 @@ pub fn ike_config(
                 life_packets: child.life_packets,
                 rand_packets: child.rand_packets,
             },
+            dpd_restart: child.dpd_action.start,
+            close_restart: child.close_action.start,
         });
     }
     Ok(IkeConfig {
@@ -365,6 +367,7 @@ pub fn ike_config(
             dpd_delay: conn.dpd_delay,
             dpd_timeout: conn.dpd_timeout,
         },
+        keyingtries: conn.keyingtries,
         initial_contact: conn.unique != crate::config::connection::Unique::Never,
     })
 }

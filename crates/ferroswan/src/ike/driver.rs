@@ -282,6 +282,8 @@ impl Driver {
                 }
             }
             Input::Command(Command::Terminate { conn, reply }) => {
+                // The user wants it down: no dpd/close_action restart or keyingtries retry.
+                self.endpoint.cancel_restarts(&conn);
                 let ids: Vec<SessionId> = self
                     .endpoint
                     .sessions()

@@ -95,6 +95,10 @@ pub struct ChildConfig {
     pub replay_window: u32,
     /// `rekey_time`, `life_time`, … : when the CHILD_SA is rekeyed and when it expires.
     pub lifetime: ChildLifetime,
+    /// `dpd_action = restart`: initiate the connection again when the peer is found dead.
+    pub dpd_restart: bool,
+    /// `close_action = start`: initiate again when the peer deletes the IKE SA.
+    pub close_restart: bool,
 }
 
 /// A CHILD_SA's soft (rekey) and hard (expire) limits, swanctl.conf's names and meanings.
@@ -205,6 +209,8 @@ pub struct IkeConfig {
     pub retransmit: Retransmit,
     /// Rekeying, reauthentication and dead peer detection.
     pub lifetime: IkeLifetime,
+    /// `keyingtries`: how many times an initiation is tried before giving up (0: forever).
+    pub keyingtries: u32,
     /// Send INITIAL_CONTACT in IKE_AUTH (`unique` other than `never`): the peer drops the
     /// SAs it still has with our identity (we restarted).
     pub initial_contact: bool,

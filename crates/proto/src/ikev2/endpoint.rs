@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::config::EndpointConfig;
-use super::session::{Event, Session, Transmit};
+use super::session::{CloseReason, Event, Session, Transmit};
 use crate::crypto::CryptoProvider;
 use crate::wire::PrfId;
 use crate::wire::ikev2::{
@@ -74,7 +74,25 @@ pub struct Endpoint {
     unix: Option<(Instant, u64)>,
     stats: EndpointStats,
     extra_transmits: VecDeque<Transmit>,
+    /// Connections to initiate again (`dpd_action`/`close_action = restart`, `keyingtries`).
+    restarts: Vec<Restart>,
+    /// The latest time we were given (restarts planned while polling events use it).
+    last_now: Option<Instant>,
 }
+
+/// A connection to initiate again at a time.
+#[derive(Debug)]
+struct Restart {
+    at: Instant,
+    conn: Arc<super::config::IkeConfig>,
+    children: Vec<String>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    attempt: u32,
+}
+
+/// Wait before another try of a connection whose initiation failed (`keyingtries`).
+const RETRY_DELAY: core::time::Duration = core::time::Duration::from_secs(1);
 
 impl core::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -97,6 +115,8 @@ impl Endpoint {
             unix: None,
             stats: EndpointStats::default(),
             extra_transmits: VecDeque::new(),
+            restarts: Vec::new(),
+            last_now: None,
         }
     }
 
@@ -174,6 +194,7 @@ impl Endpoint {
 
     /// Processes one received IKE datagram (non-ESP marker removed).
     pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
+        self.last_now = Some(now);
         let Ok(packet) = HeaderPacket::new_checked(bytes) else {
             self.stats.malformed += 1;
             return;
@@ -297,6 +318,7 @@ impl Endpoint {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<SessionId, CommandError> {
+        self.last_now = Some(now);
         let config = self
             .config
             .connections
@@ -318,6 +340,21 @@ impl Endpoint {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        let (due, later): (Vec<_>, Vec<_>) = self.restarts.drain(..).partition(|r| r.at <= now);
+        self.restarts = later;
+        for r in due {
+            let first = r.children.first().map(String::as_str);
+            let session =
+                Session::initiate(now, self.provider, r.conn.clone(), first, r.local, r.remote);
+            let id = self.attach(now, session);
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.set_attempt(r.attempt);
+                for child in r.children.iter().skip(1) {
+                    s.create_child(now, child);
+                }
+            }
+        }
         let mut successors = Vec::new();
         for s in self.sessions.values_mut() {
             if s.poll_timeout().is_some_and(|t| t <= now) {
@@ -338,7 +375,55 @@ impl Endpoint {
 
     /// The earliest deadline of all sessions.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions.values().filter_map(Session::poll_timeout).min()
+        let restart = self.restarts.iter().map(|r| r.at).min();
+        self.sessions.values().filter_map(Session::poll_timeout).chain(restart).min()
+    }
+
+    /// Whether a connection waits to be initiated again (after a dead peer, a peer's
+    /// delete, or a failed try).
+    pub fn restart_pending(&self, conn: &str) -> bool {
+        self.restarts.iter().any(|r| r.conn.name == conn)
+    }
+
+    /// Drops pending restarts of a connection (the user terminated it).
+    pub fn cancel_restarts(&mut self, conn: &str) {
+        self.restarts.retain(|r| r.conn.name != conn);
+    }
+
+    /// A session closed: initiate its connection again if its config says so.
+    fn plan_restart(&mut self, now: Instant, id: SessionId, reason: &CloseReason) {
+        let Some(s) = self.sessions.get(&id) else { return };
+        let conn = s.config().clone();
+        let (local, remote) = s.addresses();
+        let (local, remote) = (SocketAddr::new(local.ip(), 500), SocketAddr::new(remote.ip(), 500));
+        let (children, attempt, at) = if s.was_established() {
+            let wanted: Vec<String> = conn
+                .children
+                .iter()
+                .filter(|c| match reason {
+                    CloseReason::Timeout => c.dpd_restart,
+                    CloseReason::PeerDelete => c.close_restart,
+                    _ => false,
+                })
+                .map(|c| c.name.clone())
+                .collect();
+            (wanted, 1, now)
+        } else if s.role() == super::session::Role::Initiator
+            && matches!(reason, CloseReason::Timeout | CloseReason::Failed(_))
+            && (conn.keyingtries == 0 || s.attempt() < conn.keyingtries)
+        {
+            (
+                s.initial_child().map(str::to_owned).into_iter().collect(),
+                s.attempt() + 1,
+                now + RETRY_DELAY,
+            )
+        } else {
+            return;
+        };
+        if children.is_empty() && s.was_established() {
+            return;
+        }
+        self.restarts.push(Restart { at, conn, children, local, remote, attempt });
     }
 
     /// The next datagram to send.
@@ -372,6 +457,11 @@ impl Endpoint {
                 self.extra_transmits.extend(core::iter::from_fn(|| s.poll_transmit()));
             }
             self.by_initiator.retain(|_, v| *v != id);
+        }
+        if let Some((id, Event::Closed(reason))) = &found
+            && let Some(now) = self.last_now
+        {
+            self.plan_restart(now, *id, reason);
         }
         found
     }

@@ -492,6 +492,7 @@ impl Session {
         };
         self.events.push_back(Event::Established(info.clone()));
         self.state = State::Established(Box::new(Established { info, auth }));
+        self.was_established = true;
         self.arm_ike_timers(now);
     }
 }

@@ -386,6 +386,7 @@ impl Session {
         s.suite = Some(suite);
         s.unix_offset = self.unix_offset;
         s.rekeys = self.rekeys.saturating_add(1);
+        s.was_established = true;
         Ok(Box::new(s))
     }
 

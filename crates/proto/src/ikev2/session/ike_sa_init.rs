@@ -94,6 +94,7 @@ impl Session {
         let spi_i = u64::from_be_bytes(spi).max(1);
         let mut session =
             Self::new(provider, config, Role::Initiator, spi_i, 0, local, remote, State::Closed);
+        session.initial_child = child.map(str::to_owned);
         let Some(group) = first_ke(&session.config.proposals) else {
             session
                 .fail_ike(FailureKind::Local, "no key exchange method in the IKE proposals".into());

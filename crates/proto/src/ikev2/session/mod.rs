@@ -343,6 +343,11 @@ pub struct Session {
     retiring: bool,
     /// The new IKE SA of a completed rekey, until the endpoint takes it.
     successor: Option<Box<Self>>,
+    /// It reached `Established` at some point.
+    was_established: bool,
+    /// The child asked for when we initiated, and which try this is (`keyingtries`).
+    initial_child: Option<String>,
+    attempt: u32,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -425,6 +430,26 @@ impl Session {
                 && self.half_open_deadline.is_none()
                 && self.retired.is_empty()
                 && self.successor.is_none())
+    }
+
+    /// Whether the IKE SA was established at some point (also after it closed).
+    pub fn was_established(&self) -> bool {
+        self.was_established
+    }
+
+    /// The child named when we initiated, if any.
+    pub fn initial_child(&self) -> Option<&str> {
+        self.initial_child.as_deref()
+    }
+
+    /// Which try of the connection this is (1 for the first; see `keyingtries`).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Marks the session as try `n` of its connection.
+    pub fn set_attempt(&mut self, n: u32) {
+        self.attempt = n;
     }
 
     /// Whether it is a responder's half-open SA (counts toward the cookie threshold).
@@ -629,6 +654,9 @@ impl Session {
             rekeys: 0,
             retiring: false,
             successor: None,
+            was_established: false,
+            initial_child: None,
+            attempt: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
