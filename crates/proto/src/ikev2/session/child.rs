@@ -611,6 +611,32 @@ impl Session {
 
     // ---- CREATE_CHILD_SA ----
 
+    /// Sends (or resends, after INVALID_KE_PAYLOAD) a CREATE_CHILD_SA request for `create`.
+    pub(super) fn send_create_child(&mut self, now: Instant, create: LocalCreate) {
+        let payloads = self.child_request_payloads(&create);
+        self.send_protected_request(
+            now,
+            ExchangeType::CREATE_CHILD_SA,
+            &payloads,
+            Procedure::CreateChild(Box::new(create)),
+        );
+    }
+
+    /// The peer's INVALID_KE_PAYLOAD names a group our `proposals` allow: a fresh key
+    /// exchange in it, for at most three retries.
+    pub(super) fn ke_asked_for(
+        &self,
+        payloads: &[Payload],
+        proposals: &[proposal::ProposalSpec],
+        restarts: u32,
+    ) -> Option<KeState> {
+        let n = notify(payloads, NotifyType::INVALID_KE_PAYLOAD)?;
+        let group = KeId(u16::from_be_bytes(<[u8; 2]>::try_from(n.data.as_slice()).ok()?));
+        (restarts < 3 && proposals.iter().any(|p| p.ke.contains(&group)))
+            .then(|| self.new_ke(group))
+            .flatten()
+    }
+
     pub(super) fn start_create_child(&mut self, now: Instant, name: &str) {
         let Some(config) = self.child_config(name) else {
             self.fail_child(name, FailureKind::Local, format!("connection has no child '{name}'"));
@@ -633,25 +659,11 @@ impl Session {
         mut create: LocalCreate,
         payloads: &[Payload],
     ) {
-        if let Some(n) = notify(payloads, NotifyType::INVALID_KE_PAYLOAD) {
-            let wanted =
-                <[u8; 2]>::try_from(n.data.as_slice()).map(|b| KeId(u16::from_be_bytes(b)));
-            if let Ok(group) = wanted
-                && create.restarts < 3
-                && create.config.proposals.iter().any(|p| p.ke.contains(&group))
-                && let Some(ke) = self.new_ke(group)
-            {
-                create.ke = Some(ke);
-                create.restarts += 1;
-                let payloads = self.child_request_payloads(&create);
-                self.send_protected_request(
-                    now,
-                    ExchangeType::CREATE_CHILD_SA,
-                    &payloads,
-                    Procedure::CreateChild(Box::new(create)),
-                );
-                return;
-            }
+        if let Some(ke) = self.ke_asked_for(payloads, &create.config.proposals, create.restarts) {
+            create.ke = Some(ke);
+            create.restarts += 1;
+            self.send_create_child(now, create);
+            return;
         }
         if let Some(n) = error_notify(payloads) {
             if let Some(rekey) = &create.rekey {

@@ -16,12 +16,11 @@ use std::time::{Duration, Instant};
 
 use super::{
     CloseReason, Established, Event, FailureKind, KeState, Procedure, Queued, Session, State,
-    error_notify, notify,
+    error_notify,
 };
 use crate::crypto::keys::rekey_skeyseed;
 use crate::ikev2::proposal::{self, Suite};
 use crate::ikev2::protect::SaCrypto;
-use crate::wire::KeId;
 use crate::wire::ikev2::{ExchangeType, HeaderRepr, Ke, Nonce, Notify, NotifyType, Payload, Sa};
 
 /// Retry a refused IKE rekey after this (minus up to the jitter).
@@ -156,19 +155,11 @@ impl Session {
         mut rekey: LocalIkeRekey,
         payloads: &[Payload],
     ) {
-        if let Some(n) = notify(payloads, NotifyType::INVALID_KE_PAYLOAD) {
-            let wanted =
-                <[u8; 2]>::try_from(n.data.as_slice()).map(|b| KeId(u16::from_be_bytes(b)));
-            if let Ok(group) = wanted
-                && rekey.restarts < 3
-                && self.config.proposals.iter().any(|p| p.ke.contains(&group))
-                && let Some(ke) = self.new_ke(group)
-            {
-                rekey.ke = ke;
-                rekey.restarts += 1;
-                self.send_ike_rekey(now, rekey);
-                return;
-            }
+        if let Some(ke) = self.ke_asked_for(payloads, &self.config.proposals, rekey.restarts) {
+            rekey.ke = ke;
+            rekey.restarts += 1;
+            self.send_ike_rekey(now, rekey);
+            return;
         }
         if let Some(n) = error_notify(payloads) {
             if !matches!(n.ty, NotifyType::TEMPORARY_FAILURE | NotifyType::NO_ADDITIONAL_SAS) {

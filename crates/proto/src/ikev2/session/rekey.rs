@@ -27,7 +27,7 @@ use super::child::{ChildSaUp, ChildState, LocalCreate};
 use super::{DownReason, Event, FailureKind, Procedure, Queued, Session};
 use crate::esp::{Lifetime, Mode};
 use crate::ikev2::config::ChildLifetime;
-use crate::wire::ikev2::{ExchangeType, NotifyType};
+use crate::wire::ikev2::NotifyType;
 
 /// How long a replaced SA still accepts packets after its DELETE exchange: the peer's last
 /// packets on it may arrive after the DELETE (reordering), and dropping them is needless loss.
@@ -240,13 +240,7 @@ impl Session {
                 create.tsr = old.remote_ts.clone();
                 create.transport = old.mode == Mode::Transport;
                 create.rekey = Some(Rekey::new(old_inbound));
-                let payloads = self.child_request_payloads(&create);
-                self.send_protected_request(
-                    now,
-                    ExchangeType::CREATE_CHILD_SA,
-                    &payloads,
-                    Procedure::CreateChild(Box::new(create)),
-                );
+                self.send_create_child(now, create);
             }
             Err(e) => {
                 self.fail_child(&old.name, FailureKind::Local, format!("cannot rekey: {e}"));
