@@ -24,8 +24,9 @@
 //!
 //! **Collisions** ([`rekey_under_traffic_both_rekey_colliding`], 90 s): both sides have the
 //! short lifetimes without jitter (`rand_time = 0s`), so both rekey each SA at about the same
-//! time and CHILD and IKE rekeys collide (RFC 7296 §2.8.1, §2.25); same checks, and at least
-//! one CHILD collision must have happened (strongSwan logs it).
+//! time and CHILD and IKE rekeys collide (RFC 7296 §2.8.1, §2.25); ferroswan is behind a
+//! masquerading NAT with random ports. Same checks, and at least one CHILD collision must have
+//! happened (strongSwan logs it).
 //!
 //! The three run in parallel with the test harness's threads: about 3 minutes of wall time
 //! with three threads, 4½ with two. `FERROSWAN_LIFECYCLE_SECS=60` shortens all of them for
@@ -57,7 +58,7 @@ use ferroswan::lab::interop::{
     RunningGateway, gateway_configs, start_ferroswan, start_strongswan, swanctl, vici_list_sas,
     wait_child_up, write_swanctl_dir,
 };
-use ferroswan::lab::netns::{BackgroundProcess, Topology};
+use ferroswan::lab::netns::{BackgroundProcess, Nat, Topology};
 use ferroswan::vici::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferroswan");
@@ -105,6 +106,8 @@ struct Setup {
     moon: Implementation,
     moon_extra: ExtraSettings,
     sun_extra: ExtraSettings,
+    /// moon behind a masquerading NAT with random source ports.
+    nat: bool,
 }
 
 /// The running lab. Field order matters: daemons are killed before the namespaces go.
@@ -123,7 +126,12 @@ impl Lab {
         };
         case.initiator = setup.moon;
         case.responder = sun_impl;
-        let topo = Topology::builder().build().unwrap();
+        case.nat = setup.nat;
+        let mut builder = Topology::builder();
+        if setup.nat {
+            builder = builder.nat(Nat::MasqueradeRandomPorts);
+        }
+        let topo = builder.build().unwrap();
         let [mut moon_cfg, mut sun_cfg] =
             gateway_configs(&case, &topo, FerroswanInitiation::StartAction).unwrap();
         moon_cfg.extra = setup.moon_extra;
@@ -153,6 +161,26 @@ impl Lab {
             }
         }
         lab
+    }
+
+    /// Stops the daemons and removes the namespaces; with `FERROSWAN_LIFECYCLE_KEEP_LOGS=DIR`,
+    /// first copies the logs (both daemons', ping's) to `DIR/<label>-<topology id>`.
+    fn close(self, label: &str) {
+        let Self { moon, sun, topo } = self;
+        drop((moon, sun));
+        if let Some(dir) = std::env::var_os("FERROSWAN_LIFECYCLE_KEEP_LOGS") {
+            let dst = Path::new(&dir).join(format!("{label}-{}", topo.id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let out = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(topo.log_dir())
+                .arg(&dst)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "copying the logs: {out:?}");
+            eprintln!("logs kept in {}", dst.display());
+        }
+        topo.close().unwrap();
     }
 
     fn gateways(&self) -> [&RunningGateway; 2] {
@@ -454,8 +482,9 @@ impl std::fmt::Display for Rekeyer {
     }
 }
 
-/// Runs one rekey variant: `rekeyer` has the short lifetimes, `moon` made the IKE SA.
-fn rekey_under_traffic(moon: Implementation, rekeyer: Rekeyer, secs: u64) {
+/// Runs one rekey variant for `secs`: `rekeyer` has the short lifetimes, `moon` made the IKE
+/// SA, `nat`: moon is behind a NAT.
+fn rekey_under_traffic(moon: Implementation, rekeyer: Rekeyer, secs: u64, nat: bool) {
     let (moon_extra, sun_extra) = match rekeyer {
         Rekeyer::Only(r) if r == moon => (short_lifetimes(), ExtraSettings::default()),
         Rekeyer::Only(_) => (ExtraSettings::default(), short_lifetimes()),
@@ -465,7 +494,7 @@ fn rekey_under_traffic(moon: Implementation, rekeyer: Rekeyer, secs: u64) {
             (no_jitter.clone(), no_jitter)
         }
     };
-    let lab = Lab::start(Setup { moon, moon_extra, sun_extra });
+    let lab = Lab::start(Setup { moon, moon_extra, sun_extra, nat });
     let initial = [ike_sas(lab.strongswan()).unwrap(), ike_sas(lab.ferroswan()).unwrap()];
     let mut seen = [Seen::default(), Seen::default()];
     for (s, sas) in seen.iter_mut().zip(&initial) {
@@ -486,6 +515,10 @@ fn rekey_under_traffic(moon: Implementation, rekeyer: Rekeyer, secs: u64) {
     }
     let flow = flow.finish();
     let (spi_in, spi_out) = wait_agreement(&lab, Duration::from_secs(40));
+    // The final state counts too (the SAs made since the flow's last sample).
+    for (s, gw) in seen.iter_mut().zip([lab.strongswan(), lab.ferroswan()]) {
+        s.add(&ike_sas(gw).unwrap());
+    }
 
     let [ss_seen, fs_seen] = &seen;
     let ss_child_rekeys = Seen::successors(&ss_seen.child_ids);
@@ -501,13 +534,14 @@ fn rekey_under_traffic(moon: Implementation, rekeyer: Rekeyer, secs: u64) {
     let child_collisions = count_log(ss, "CHILD_SA rekey collision");
     let ike_collisions = count_log(ss, "detected IKE_REKEY collision");
     let report = format!(
-        "{rekeyer} rekeys, {moon} made the IKE SA, {secs} s: ping {}/{} answered ({:.3} % \
+        "{rekeyer} rekeys, {moon} made the IKE SA{}, {secs} s: ping {}/{} answered ({:.3} % \
          loss); CHILD rekeys: strongSwan {ss_child_rekeys} (new unique ids), ferroswan \
          {fs_child_rekeys} (log); IKE rekeys: strongSwan {ss_ike_rekeys}, ferroswan \
          {fs_ike_rekeys}; strongSwan sent {ss_requests} CREATE_CHILD_SA requests, answered \
          {ss_answers}; collisions seen by strongSwan: {child_collisions} CHILD, {ike_collisions} \
          IKE; at most {}/{} IKE SAs and {}/{} CHILD_SAs at once (strongSwan/ferroswan, \
          {} samples); final CHILD_SA (strongSwan view) {spi_in}_i {spi_out}_o",
+        if nat { " behind a NAT" } else { "" },
         flow.received,
         flow.transmitted,
         flow.loss_percent(),
@@ -518,6 +552,15 @@ fn rekey_under_traffic(moon: Implementation, rekeyer: Rekeyer, secs: u64) {
         ss_seen.samples,
     );
     eprintln!("{report}");
+    for (gw, needles) in [
+        (lab.ferroswan(), &[" WARN ", " ERROR "][..]),
+        (lab.strongswan(), &["TEMPORARY_FAILURE", "retry", "failed", "collision"][..]),
+    ] {
+        let text = std::fs::read_to_string(&gw.log).unwrap_or_default();
+        for line in text.lines().filter(|l| needles.iter().any(|n| l.contains(n))) {
+            eprintln!("  {} ({}): {line}", gw.name, gw.implementation);
+        }
+    }
     let fail = |what: &str| -> ! {
         panic!(
             "{what}\n{report}\nping gaps: {:#?}\nlogs in {}{}",
@@ -577,9 +620,7 @@ fn rekey_under_traffic(moon: Implementation, rekeyer: Rekeyer, secs: u64) {
         }
     }
 
-    let Lab { moon, sun, topo } = lab;
-    drop((moon, sun));
-    topo.close().unwrap();
+    lab.close(&format!("rekey-{moon}-{}", rekeyer.to_string().replace(' ', "_")));
 }
 
 #[test]
@@ -589,6 +630,7 @@ fn rekey_under_traffic_strongswan_rekeys() {
         Implementation::Ferroswan,
         Rekeyer::Only(Implementation::Strongswan),
         run_secs(180),
+        false,
     );
 }
 
@@ -599,13 +641,14 @@ fn rekey_under_traffic_ferroswan_rekeys() {
         Implementation::Strongswan,
         Rekeyer::Only(Implementation::Ferroswan),
         run_secs(180),
+        false,
     );
 }
 
 #[test]
 #[ignore = "needs root and strongSwan; scripts/test runs it"]
 fn rekey_under_traffic_both_rekey_colliding() {
-    rekey_under_traffic(Implementation::Ferroswan, Rekeyer::Both, run_secs(90));
+    rekey_under_traffic(Implementation::Ferroswan, Rekeyer::Both, run_secs(90), true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -626,7 +669,7 @@ fn dpd_case(moon: Implementation, traffic: bool) -> Duration {
     } else {
         (ExtraSettings::default(), dpd)
     };
-    let mut lab = Lab::start(Setup { moon, moon_extra, sun_extra });
+    let mut lab = Lab::start(Setup { moon, moon_extra, sun_extra, nat: false });
     let flow = traffic.then(|| lab.ping_flow(10_000));
     // Let a few liveness checks (idle) or ESP packets (flow) go by: the peer is alive.
     std::thread::sleep(DPD_DELAY * 2 + Duration::from_secs(1));
@@ -683,9 +726,7 @@ fn dpd_case(moon: Implementation, traffic: bool) -> Duration {
         "no 'dead peer' line explaining it in ferroswan's log{}",
         lab.logs()
     );
-    let Lab { moon, sun, topo } = lab;
-    drop((moon, sun));
-    topo.close().unwrap();
+    lab.close(&format!("dpd-{moon}"));
     detected
 }
 
@@ -694,4 +735,66 @@ fn dpd_case(moon: Implementation, traffic: bool) -> Duration {
 fn dpd_notices_a_killed_strongswan() {
     dpd_case(Implementation::Ferroswan, true);
     dpd_case(Implementation::Strongswan, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generated configurations (no root needed)
+// ---------------------------------------------------------------------------------------------
+
+/// The extra settings of these tests land in `swanctl.conf` where ferroswan's config reader
+/// finds them, with the values the tests rely on (a misplaced key would silently leave the
+/// defaults, and a rekey test would then count no rekeys for the wrong reason).
+#[test]
+fn extra_settings_are_read_by_ferroswans_config_reader() {
+    use ferroswan::config::{connection, settings};
+    use ferroswan::lab::interop::GatewayConfig;
+    use ferroswan::lab::netns::IfAddrs;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    let case = Matrix::parse(CASE).unwrap().cases.remove(0);
+    let lan = |third: u16| IfAddrs {
+        ifname: "lan0",
+        v4: Ipv4Addr::new(10, third as u8, 0, 1),
+        v4_prefix: 24,
+        v6: Ipv6Addr::new(0xfd00, third, 0, 0, 0, 0, 0, 1),
+        v6_prefix: 64,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let no_jitter = short_lifetimes().connection("rand_time", "0s").child("rand_time", "0s");
+    let dpd =
+        ExtraSettings::default().connection("dpd_delay", "5s").connection("dpd_timeout", "10s");
+    for (i, extra) in [short_lifetimes(), no_jitter, dpd].into_iter().enumerate() {
+        let gw = GatewayConfig {
+            name: "moon",
+            peer: "sun",
+            implementation: Implementation::Ferroswan,
+            initiator: true,
+            local_addr: Ipv4Addr::new(192, 0, 2, 1).into(),
+            remote_addr: Ipv4Addr::new(192, 0, 2, 2).into(),
+            local_id: "moon.ferroswan.test".into(),
+            remote_id: "sun.ferroswan.test".into(),
+            local_lan: lan(1),
+            remote_lan: lan(2),
+            ferroswan_initiation: FerroswanInitiation::StartAction,
+            extra,
+        };
+        let conf = write_swanctl_dir(&tmp.path().join(i.to_string()), &case, &gw, None).unwrap();
+        let tree = settings::parse_file(&conf).unwrap();
+        let conns = connection::connections(tree.root.section("connections").unwrap()).unwrap();
+        let (conn, child) = (&conns[0], &conns[0].children[0]);
+        let secs = Duration::from_secs;
+        match i {
+            0 | 1 => {
+                assert_eq!((conn.rekey_time, conn.over_time), (secs(45), secs(15)));
+                assert_eq!((child.rekey_time, child.life_time), (secs(20), secs(30)));
+                // Defaults like charon's: IKE rand_time = over_time, CHILD = life − rekey.
+                let rand = if i == 0 { (secs(15), secs(10)) } else { (secs(0), secs(0)) };
+                assert_eq!((conn.rand_time, child.rand_time), rand);
+            }
+            _ => {
+                assert_eq!((conn.dpd_delay, conn.dpd_timeout), (secs(5), secs(10)));
+                assert_eq!(child.rekey_time, secs(3600), "default CHILD lifetimes");
+            }
+        }
+    }
 }
