@@ -16,8 +16,8 @@
 //! 60 s (counted on both sides: strongSwan's unique ids, ferroswan's log lines), only the
 //! short-lifetime side starting them (strongSwan's log), never more than two IKE SAs or three
 //! CHILD_SAs per side along the way, and at the end one IKE SA and one CHILD_SA per side whose
-//! SPIs match (VICI `list-sas` of both, and strongSwan's own `swanctl --list-sas`). The ESP
-//! proposal has PFS, so every CHILD rekey runs a key exchange. In the first variant ferroswan
+//! SPIs match (VICI `list-sas` of both, and strongSwan's `swanctl --list-sas` against each).
+//! The ESP proposal has PFS, so every CHILD rekey runs a key exchange. In the first variant ferroswan
 //! made the IKE SA and strongSwan rekeys it; in the second strongSwan made it and ferroswan
 //! rekeys it: either way the first IKE rekey comes from the original responder and the later
 //! ones from the current SA's initiator (the new IKE SA's initiator is the rekey's initiator).
@@ -140,6 +140,12 @@ impl Lab {
         let start = |cfg: &ferroswan::lab::interop::GatewayConfig, ns| {
             let dir = base.join(cfg.name);
             write_swanctl_dir(&dir, &case, cfg, None).unwrap();
+            // For strongSwan's own swanctl run against either daemon (charon writes its own).
+            std::fs::write(
+                dir.join("strongswan.conf"),
+                "swanctl {\n    load = pem pkcs1 pkcs8 x509 pubkey openssl random\n}\n",
+            )
+            .unwrap();
             let started = match cfg.implementation {
                 Implementation::Strongswan => start_strongswan(ns, cfg.name, &dir),
                 _ => start_ferroswan(ns, cfg.name, &dir, Path::new(BIN)),
@@ -368,9 +374,10 @@ fn parse_list_sas_text(text: &str) -> (usize, usize, Vec<(String, String)>) {
     (ike, children, spis)
 }
 
-/// Waits until both sides agree ([`agreement`]) and strongSwan's own `swanctl --list-sas`
-/// shows the same single IKE SA and CHILD_SA; a rekey may be running when the flow ends, so
-/// this polls for up to `timeout`. Returns the strongSwan side's `(spi-in, spi-out)`.
+/// Waits until both sides agree ([`agreement`]) and strongSwan's own `swanctl --list-sas`,
+/// run against each daemon, shows the same single IKE SA and CHILD_SA; a rekey may be running
+/// when the flow ends, so this polls for up to `timeout`. Returns the strongSwan side's
+/// `(spi-in, spi-out)`.
 fn wait_agreement(lab: &Lab, timeout: Duration) -> (String, String) {
     let deadline = Instant::now() + timeout;
     loop {
@@ -378,15 +385,30 @@ fn wait_agreement(lab: &Lab, timeout: Duration) -> (String, String) {
         let fs = ike_sas(lab.ferroswan()).unwrap();
         let last = match agreement(&ss, &fs) {
             Ok(spis) => {
-                let out = swanctl(lab.strongswan(), &["--list-sas"]).unwrap();
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                let (ike, children, listed) = parse_list_sas_text(&text);
-                if out.status.success() && ike == 1 && children == 1 && listed == [spis.clone()] {
+                let reversed = (spis.1.clone(), spis.0.clone());
+                let mut problems = String::new();
+                for (gw, want) in [(lab.strongswan(), &spis), (lab.ferroswan(), &reversed)] {
+                    let out = swanctl(gw, &["--list-sas"]).unwrap();
+                    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                    let (ike, children, listed) = parse_list_sas_text(&text);
+                    if !out.status.success()
+                        || ike != 1
+                        || children != 1
+                        || listed != [want.clone()]
+                    {
+                        let _ = write!(
+                            problems,
+                            "swanctl --list-sas on {} shows {ike} IKE SA(s), {children} \
+                             CHILD_SA(s), SPIs {listed:?}, expected {want:?}:\n{text}{}\n",
+                            gw.implementation,
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                    }
+                }
+                if problems.is_empty() {
                     return spis;
                 }
-                format!(
-                    "swanctl --list-sas shows {ike} IKE SA(s), {children} CHILD_SA(s), SPIs {listed:?}, VICI {spis:?}:\n{text}"
-                )
+                problems
             }
             Err(e) => e,
         };
@@ -797,4 +819,47 @@ fn extra_settings_are_read_by_ferroswans_config_reader() {
             }
         }
     }
+}
+
+/// The end-of-run checks tell agreeing sides from disagreeing ones.
+#[test]
+fn agreement_and_list_sas_parsing() {
+    let text = "net: #3, ESTABLISHED, IKEv2, 16ff2a476d3b1b6f_i* ceb60fc95926cbdd_r
+  local  'sun.ferroswan.test' @ 192.0.2.2[4500]
+  AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519
+  net: #9, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-128/CURVE_25519
+    installed 8s ago, rekeying in 4s, expires in 22s
+    in  d6a1cd7e,      0 bytes,     0 packets
+    out ce1d74f6,      0 bytes,     0 packets
+    local  10.2.0.0/24 fd00:2::/64
+";
+    let spis = |i: &str, o: &str| vec![(i.to_owned(), o.to_owned())];
+    assert_eq!(parse_list_sas_text(text), (1, 1, spis("d6a1cd7e", "ce1d74f6")));
+    let rekeying = format!(
+        "{text}  net: #10, reqid 1, INSTALLED, TUNNEL-in-UDP\n    in  0000aaaa (-|0x00000000), 0 bytes\n    out 0000bbbb (-|0x00000000), 0 bytes\n"
+    );
+    assert_eq!(parse_list_sas_text(&rekeying).1, 2);
+    assert_eq!(parse_list_sas_text(&rekeying).2[1], ("0000aaaa".into(), "0000bbbb".into()));
+
+    let child = |id, i: &str, o: &str| ChildView {
+        uniqueid: id,
+        state: "INSTALLED".into(),
+        spi_in: i.into(),
+        spi_out: o.into(),
+    };
+    let ike = |children| IkeView {
+        uniqueid: 1,
+        state: "ESTABLISHED".into(),
+        spi_i: "01".into(),
+        spi_r: "02".into(),
+        children,
+    };
+    let a = [ike(vec![child(1, "aa", "bb")])];
+    assert_eq!(agreement(&a, &[ike(vec![child(7, "bb", "aa")])]), Ok(("aa".into(), "bb".into())));
+    assert!(agreement(&a, &[ike(vec![child(7, "bb", "cc")])]).is_err(), "SPIs differ");
+    assert!(agreement(&a, &[ike(vec![child(7, "bb", "aa"), child(8, "dd", "ee")])]).is_err());
+    assert!(agreement(&a, &[ike(vec![child(7, "bb", "aa")]), ike(Vec::new())]).is_err());
+    let mut other_spis = ike(vec![child(7, "bb", "aa")]);
+    other_spis.spi_r = "03".into();
+    assert!(agreement(&a, &[other_spis]).is_err(), "IKE SPIs differ");
 }
