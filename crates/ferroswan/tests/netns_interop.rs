@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ferroswan::config::{connection, secrets, settings};
 use ferroswan::lab::interop::{
-    Auth, Case, CertSet, CertStore, Family, FerroswanInitiation, GatewayConfig, HarnessOptions,
-    IdKind, Implementation, Matrix, gateway_fqdn, run_case, write_swanctl_dir,
+    Auth, Case, CertSet, CertStore, ExtraSettings, Family, FerroswanInitiation, GatewayConfig,
+    HarnessOptions, IdKind, Implementation, Matrix, gateway_fqdn, run_case, write_swanctl_dir,
 };
 use ferroswan::lab::netns::IfAddrs;
 
@@ -135,6 +135,7 @@ fn generated_swanctl_confs_read_with_ferroswans_config_reader() {
                 local_lan: if initiator { lan(1, [10, 1, 0, 1]) } else { lan(2, [10, 2, 0, 1]) },
                 remote_lan: if initiator { lan(2, [10, 2, 0, 1]) } else { lan(1, [10, 1, 0, 1]) },
                 ferroswan_initiation: FerroswanInitiation::StartAction,
+                extra: ExtraSettings::default(),
             };
             let dir = tmp.path().join(&case.name).join(name);
             let conf = write_swanctl_dir(&dir, case, &gw, certs.as_ref()).unwrap();

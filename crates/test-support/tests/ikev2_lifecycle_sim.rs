@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use ferroswan_awslc::DEFAULT_PROVIDER;
+use ferroswan_proto::crypto::{CryptoError, CryptoProvider, SecureRandom};
 use ferroswan_proto::ikev2::SessionId;
 use ferroswan_proto::ikev2::config::{ChildLifetime, IkeConfig};
 use ferroswan_proto::ikev2::proposal::ProposalSpec;
@@ -271,6 +272,82 @@ fn simultaneous_rekey_keeps_exactly_one_new_sa() {
         // Two CREATE_CHILD_SA requests crossed; one redundant SA was deleted by its maker.
         assert_eq!(exchanges(&pair, Side::A, ExchangeType::CREATE_CHILD_SA, false), 1);
         assert_eq!(exchanges(&pair, Side::B, ExchangeType::CREATE_CHILD_SA, false), 1);
+        assert!(pair.a.failures().is_empty() && pair.b.failures().is_empty());
+    }
+}
+
+/// Randomness whose 32-byte draws (nonces; no PFS, so no key exchange draws them) start with
+/// the next byte of [`NONCE_FIRST_BYTES`] while it has any: a test decides which rekey holds
+/// the lowest nonce. Only [`simultaneous_rekey_deletes_the_sa_of_the_lowest_nonce`] uses it.
+struct ScriptedNonces;
+
+static NONCE_FIRST_BYTES: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+static SCRIPTED_RNG: std::sync::Mutex<ferroswan_test::SeededRandom> =
+    std::sync::Mutex::new(ferroswan_test::SeededRandom::new(0x2801));
+
+impl SecureRandom for ScriptedNonces {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), CryptoError> {
+        SCRIPTED_RNG.lock().map_err(|_| CryptoError::Rng)?.fill_bytes(dest);
+        let mut script = NONCE_FIRST_BYTES.lock().map_err(|_| CryptoError::Rng)?;
+        if dest.len() == 32 && !script.is_empty() {
+            dest[0] = script.remove(0);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn simultaneous_rekey_deletes_the_sa_of_the_lowest_nonce() {
+    // RFC 7296 §2.8.1: of two crossing rekeys of one SA, the SA made by the exchange holding
+    // the lowest of the four nonces is redundant and deleted by its initiator; the other stays.
+    // strongSwan decides so (child_rekey.c); a peer deciding the opposite way makes both ends
+    // delete their own new SA, and the tunnel dies when the old one expires.
+    static SCRIPTED: ScriptedNonces = ScriptedNonces;
+    let provider = CryptoProvider::new(
+        DEFAULT_PROVIDER.esp,
+        DEFAULT_PROVIDER.prf,
+        DEFAULT_PROVIDER.ke,
+        &SCRIPTED,
+    );
+    // (A's request nonce, B's request nonce): the lower one's exchange loses.
+    for (a_nonce, b_nonce, winner) in [(0x10, 0x20, Side::B), (0x20, 0x10, Side::A)] {
+        let off = lifetime(0, 0, 0);
+        let mut pair = Pair::new(
+            provider,
+            vec![config(Side::A, off, false)],
+            vec![config(Side::B, off, false)],
+        );
+        pair.initiate(Side::A, "gw", Some("net"));
+        assert!(pair.drive());
+        let now = pair.now;
+        // Nonces are drawn in this order: A's request, B's request, then each response
+        // (0xf0…: above both requests', whichever answers first).
+        *NONCE_FIRST_BYTES.lock().unwrap() = vec![a_nonce, b_nonce, 0xf0, 0xf0];
+        for side in [Side::A, Side::B] {
+            let (sid, _) = session(&pair, side);
+            let spi = installed(&pair, side)[0].0;
+            pair.peer(side).endpoint.session_mut(sid).unwrap().rekey_child(now, spi);
+        }
+        pair.run_traffic(Duration::from_secs(5), Duration::from_millis(20));
+        assert!(pair.drive());
+        assert!(NONCE_FIRST_BYTES.lock().unwrap().is_empty(), "every scripted nonce drawn");
+        assert_no_loss(pair.traffic);
+        assert_one_matching_child(&pair);
+        // The survivor is the SA the winner's own request made: on the winner's side, the
+        // ChildSaUp it installed as the rekey's initiator (sending at once).
+        let made_by_winner: Vec<u32> = pair
+            .peer(winner)
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::ChildSaUp(up) if up.replaces.is_some() && up.activate_outbound => {
+                    Some(up.child.inbound_spi)
+                }
+                _ => None,
+            })
+            .collect();
+        let kept = installed(&pair, winner)[0].0;
+        assert_eq!(made_by_winner, vec![kept], "{winner:?} won: its own new SA stays");
         assert!(pair.a.failures().is_empty() && pair.b.failures().is_empty());
     }
 }

@@ -68,7 +68,9 @@ pub struct Connection {
     pub mobike: bool,
     /// `dpd_delay`: interval of liveness checks (default 0s: off).
     pub dpd_delay: Duration,
-    /// `dpd_timeout`: IKEv1 only (default 0s: 5 × `dpd_delay` in charon).
+    /// `dpd_timeout` (default 0s). charon uses it for IKEv1 only (5 × `dpd_delay` when 0);
+    /// ferroswan also gives up an IKEv2 liveness check after it (0: the whole retransmission
+    /// schedule, as charon does for IKEv2).
     pub dpd_timeout: Duration,
     /// `fragmentation` (default yes).
     pub fragmentation: Fragmentation,

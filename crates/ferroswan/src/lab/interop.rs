@@ -738,6 +738,38 @@ pub struct GatewayConfig {
     pub remote_lan: IfAddrs,
     /// How ferroswan initiates (ignored for strongSwan).
     pub ferroswan_initiation: FerroswanInitiation,
+    /// Extra `swanctl.conf` settings of this gateway (lifetimes, DPD, …).
+    pub extra: ExtraSettings,
+}
+
+/// Extra `key = value` lines of one gateway's `swanctl.conf`, written verbatim after the
+/// harness's own: for lifetimes (`rekey_time`, `over_time`, `life_time`, `rand_time`) and
+/// dead peer detection (`dpd_delay`, `dpd_timeout`, `dpd_action`). Both implementations read
+/// the same file, so a key ferroswan refuses fails its start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtraSettings {
+    /// In the connection section (`connections.net`).
+    pub connection: Vec<(String, String)>,
+    /// In the child section (`connections.net.children.net`).
+    pub child: Vec<(String, String)>,
+}
+
+impl ExtraSettings {
+    /// Adds `key = value` to the connection section.
+    pub fn connection(mut self, key: &str, value: &str) -> Self {
+        self.connection.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds `key = value` to the child section.
+    pub fn child(mut self, key: &str, value: &str) -> Self {
+        self.child.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn lines(settings: &[(String, String)], indent: &str) -> String {
+        settings.iter().map(|(k, v)| format!("\n{indent}{k} = {v}")).collect()
+    }
 }
 
 /// How a ferroswan initiator is told to bring the tunnel up.
@@ -791,6 +823,8 @@ pub fn write_swanctl_dir(
     } else {
         ""
     };
+    let extra_conn = ExtraSettings::lines(&gw.extra.connection, "        ");
+    let extra_child = ExtraSettings::lines(&gw.extra.child, "                ");
     let mut conf = format!(
         "# written by ferroswan::lab::interop for case '{case}' ({name}, {implementation}, {role})
 connections {{
@@ -799,7 +833,7 @@ connections {{
         local_addrs = {la}
         remote_addrs = {ra}
         proposals = {ike}
-        encap = {encap}
+        encap = {encap}{extra_conn}
         local {{
             {auth_local}
             id = {lid}
@@ -813,7 +847,7 @@ connections {{
                 local_ts = {l4}, {l6}
                 remote_ts = {r4}, {r6}
                 esp_proposals = {esp}
-                mode = tunnel{start_action}
+                mode = tunnel{start_action}{extra_child}
             }}
         }}
     }}
@@ -1047,7 +1081,7 @@ pub fn initiate_ferroswan(
 
 /// Runs `swanctl CMD --uri unix://<socket> ARGS…` from the root namespace with the gateway's
 /// `SWANCTL_DIR` and `STRONGSWAN_CONF` (`--uri` must follow the command).
-fn swanctl(gw: &RunningGateway, args: &[&str]) -> Result<Output, String> {
+pub fn swanctl(gw: &RunningGateway, args: &[&str]) -> Result<Output, String> {
     let Some((command, rest)) = args.split_first() else { return Err("empty swanctl".into()) };
     let mut cmd = Command::new("swanctl");
     cmd.arg(command)
@@ -1486,6 +1520,7 @@ pub fn gateway_configs(
         local_lan: lan(ga)?,
         remote_lan: lan(gb)?,
         ferroswan_initiation,
+        extra: ExtraSettings::default(),
     };
     let sun = GatewayConfig {
         name: "sun",
@@ -1499,6 +1534,7 @@ pub fn gateway_configs(
         local_lan: lan(gb)?,
         remote_lan: lan(ga)?,
         ferroswan_initiation,
+        extra: ExtraSettings::default(),
     };
     Ok([moon, sun])
 }

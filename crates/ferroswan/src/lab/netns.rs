@@ -713,6 +713,17 @@ impl BackgroundProcess {
         })
     }
 
+    /// Kills it (SIGKILL) and reaps it, keeping the handle (and its log path); returns its
+    /// exit status. Killing a process that already exited returns that exit status.
+    pub fn kill(&mut self) -> Result<ExitStatus, Error> {
+        let what = format!("killing `{}` (pid {})", self.command, self.child.id());
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        self.child.kill().map_err(|source| Error::Io { what: what.clone(), source })?;
+        self.child.wait().map_err(|source| Error::Io { what, source })
+    }
+
     /// Kills (SIGKILL) and reaps it; returns its exit status.
     pub fn stop(mut self) -> Result<ExitStatus, Error> {
         let what = format!("stopping `{}` (pid {})", self.command, self.child.id());

@@ -65,6 +65,12 @@ fn min_nonce<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
     if a <= b { a } else { b }
 }
 
+/// Whether our rekey lost a collision: `ours` and `theirs` are the lower nonces of our
+/// exchange and of the peer's; the exchange with the lowest nonce made the redundant SA.
+fn collision_lost(ours: &[u8], theirs: &[u8]) -> bool {
+    ours < theirs
+}
+
 impl Session {
     // ---- commands ----
 
@@ -270,8 +276,13 @@ impl Session {
                 return;
             }
         };
-        let ours = min_nonce(ni, nr);
-        let lost = rekey.collision.as_ref().is_some_and(|c| c.nonce_min.as_slice() < ours);
+        // §2.8.1: the SA made by the exchange holding the lowest of the four nonces is the
+        // redundant one. Ours lost when our exchange's lower nonce is below the peer's
+        // (strongSwan's `handle_collision` in child_rekey.c decides the same way).
+        let lost = rekey
+            .collision
+            .as_ref()
+            .is_some_and(|c| collision_lost(min_nonce(ni, nr), &c.nonce_min));
         let old = self.children.iter_mut().find(|c| c.inbound_spi == old_in);
         match old {
             Some(old) if !lost => {
@@ -404,5 +415,19 @@ impl Session {
                     .push_back(Event::ChildSaActivated { child: c.name.clone(), inbound_spi: new });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{collision_lost, min_nonce};
+
+    #[test]
+    fn the_exchange_with_the_lowest_nonce_loses() {
+        // Ours: {0x10…, 0xf0…}; the peer's: {0x20…, 0xf0…}: 0x10 is the lowest of the four.
+        let ours = min_nonce(&[0x10, 0xff], &[0xf0, 0x00]);
+        let theirs = min_nonce(&[0xf0, 0x01], &[0x20, 0x00]);
+        assert!(collision_lost(ours, theirs));
+        assert!(!collision_lost(theirs, ours), "exactly one side loses");
     }
 }
