@@ -427,10 +427,7 @@ impl Driver {
                 );
             }
             Event::IkeSaRekeyed(info) => {
-                let new = SessionId(match info.role {
-                    ferroswan_proto::ikev2::session::Role::Initiator => info.spi_i,
-                    ferroswan_proto::ikev2::session::Role::Responder => info.spi_r,
-                });
+                let new = SessionId(info.local_spi());
                 tracing::info!(
                     "IKE SA {}[{id}] rekeyed: new IKE SA [{new}] with {}, CHILD_SAs moved",
                     info.name,

@@ -118,10 +118,6 @@ pub(super) struct Refusal {
     pub(super) message: String,
 }
 
-fn find<'a, T>(payloads: &'a [Payload], f: impl Fn(&'a Payload) -> Option<&'a T>) -> Option<&'a T> {
-    payloads.iter().find_map(f)
-}
-
 impl Session {
     fn new_child_spi(&self) -> u32 {
         // SPIs below 256 are reserved (RFC 4303 §2.1).
@@ -263,7 +259,7 @@ impl Session {
         replaces: Option<u32>,
     ) -> Result<ChildSaUp, (FailureKind, String)> {
         {
-            let sa = find(payloads, |p| if let Payload::Sa(s) = p { Some(s) } else { None })
+            let sa = first!(payloads, Sa)
                 .ok_or((FailureKind::Protocol, "response lacks the SA payload".to_owned()))?;
             let [chosen] = sa.proposals.as_slice() else {
                 return Err((
@@ -287,12 +283,8 @@ impl Session {
             let peer_spi = <[u8; 4]>::try_from(chosen.spi.as_slice())
                 .map(u32::from_be_bytes)
                 .map_err(|_| (FailureKind::Protocol, "peer's ESP SPI is not 4 bytes".to_owned()))?;
-            let tsi = find(payloads, |p| if let Payload::TsI(t) = p { Some(t) } else { None })
-                .map(ts::from_payload)
-                .unwrap_or_default();
-            let tsr = find(payloads, |p| if let Payload::TsR(t) = p { Some(t) } else { None })
-                .map(ts::from_payload)
-                .unwrap_or_default();
+            let tsi = first!(payloads, TsI).map(ts::from_payload).unwrap_or_default();
+            let tsr = first!(payloads, TsR).map(ts::from_payload).unwrap_or_default();
             if !ts::is_narrowing_of(&tsi, &create.tsi) || !ts::is_narrowing_of(&tsr, &create.tsr) {
                 return Err((
                     FailureKind::TrafficSelectors,
@@ -310,12 +302,10 @@ impl Session {
             let g_ir =
                 match (&create.ke, suite.ke) {
                     (Some(ours), Some(group)) => {
-                        let ke =
-                            find(payloads, |p| if let Payload::Ke(k) = p { Some(k) } else { None })
-                                .ok_or((
-                                    FailureKind::Protocol,
-                                    "response lacks the KE payload for PFS".to_owned(),
-                                ))?;
+                        let ke = first!(payloads, Ke).ok_or((
+                            FailureKind::Protocol,
+                            "response lacks the KE payload for PFS".to_owned(),
+                        ))?;
                         if ke.group != group || ours.secret.id() != group {
                             return Err((
                                 FailureKind::Protocol,
@@ -445,19 +435,16 @@ impl Session {
             child: child.map(str::to_owned),
             message,
         };
-        let sa = find(payloads, |p| if let Payload::Sa(s) = p { Some(s) } else { None })
-            .ok_or_else(|| {
-                refuse(
-                    NotifyType::INVALID_SYNTAX,
-                    FailureKind::Protocol,
-                    None,
-                    "request lacks SA".into(),
-                )
-            })?;
-        let tsi = find(payloads, |p| if let Payload::TsI(t) = p { Some(t) } else { None })
-            .map(ts::from_payload);
-        let tsr = find(payloads, |p| if let Payload::TsR(t) = p { Some(t) } else { None })
-            .map(ts::from_payload);
+        let sa = first!(payloads, Sa).ok_or_else(|| {
+            refuse(
+                NotifyType::INVALID_SYNTAX,
+                FailureKind::Protocol,
+                None,
+                "request lacks SA".into(),
+            )
+        })?;
+        let tsi = first!(payloads, TsI).map(ts::from_payload);
+        let tsr = first!(payloads, TsR).map(ts::from_payload);
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
             return Err(refuse(
                 NotifyType::INVALID_SYNTAX,
@@ -504,7 +491,7 @@ impl Session {
                 ),
             ));
         };
-        let peer_ke = find(payloads, |p| if let Payload::Ke(k) = p { Some(k) } else { None });
+        let peer_ke = first!(payloads, Ke);
         let mut ours = child.proposals.clone();
         if peer_ke.is_none() {
             // No KE offered (IKE_AUTH, or CREATE_CHILD_SA without PFS): accept without PFS.
@@ -676,8 +663,7 @@ impl Session {
             self.fail_child(&name, child_failure_kind(n.ty), msg);
             return;
         }
-        let Some(nr) = find(payloads, |p| if let Payload::Nonce(n) = p { Some(n) } else { None })
-        else {
+        let Some(nr) = first!(payloads, Nonce) else {
             let name = create.config.name.clone();
             self.fail_child(
                 &name,
@@ -715,8 +701,7 @@ impl Session {
             respond_error(self, NotifyType::INVALID_SYNTAX);
             return;
         }
-        let Some(sa) = find(payloads, |p| if let Payload::Sa(s) = p { Some(s) } else { None })
-        else {
+        let Some(sa) = first!(payloads, Sa) else {
             respond_error(self, NotifyType::INVALID_SYNTAX);
             return;
         };
@@ -734,8 +719,7 @@ impl Session {
             respond_error(self, NotifyType::TEMPORARY_FAILURE);
             return;
         }
-        let Some(ni) = find(payloads, |p| if let Payload::Nonce(n) = p { Some(n) } else { None })
-        else {
+        let Some(ni) = first!(payloads, Nonce) else {
             respond_error(self, NotifyType::INVALID_SYNTAX);
             return;
         };

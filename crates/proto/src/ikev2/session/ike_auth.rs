@@ -245,10 +245,8 @@ impl Session {
             return;
         };
         let LocalIkeAuth { init, local_id, child } = *auth_state;
-        let idr =
-            payloads.iter().find_map(|p| if let Payload::IdR(id) = p { Some(id) } else { None });
-        let auth_payload =
-            payloads.iter().find_map(|p| if let Payload::Auth(a) = p { Some(a) } else { None });
+        let idr = first!(payloads, IdR);
+        let auth_payload = first!(payloads, Auth);
         let (Some(idr), Some(auth_payload)) = (idr, auth_payload) else {
             let message = match error_notify(payloads) {
                 Some(n) if n.ty == NotifyType::AUTHENTICATION_FAILED => format!(
@@ -334,10 +332,8 @@ impl Session {
         };
         self.half_open_deadline = None;
         let init = remote.init;
-        let idi =
-            payloads.iter().find_map(|p| if let Payload::IdI(id) = p { Some(id) } else { None });
-        let auth_payload =
-            payloads.iter().find_map(|p| if let Payload::Auth(a) = p { Some(a) } else { None });
+        let idi = first!(payloads, IdI);
+        let auth_payload = first!(payloads, Auth);
         let (Some(idi), Some(auth_payload)) = (idi, auth_payload) else {
             let eap = payloads.iter().any(|p| matches!(p, Payload::Eap(_))) || idi.is_some();
             self.refuse_auth(
@@ -353,9 +349,7 @@ impl Session {
             return;
         };
         let peer_id = identity(idi);
-        let wanted_local = payloads
-            .iter()
-            .find_map(|p| if let Payload::IdR(id) = p { Some(identity(id)) } else { None });
+        let wanted_local = first!(payloads, IdR).map(identity);
         // Pick the connection by identity (strongSwan's peer_cfg selection).
         let config = self.candidates.iter().find(|c| {
             c.remote_id.matches(&peer_id)

@@ -109,12 +109,7 @@ impl Session {
             self.fail_child("(IKE)", FailureKind::Local, format!("{} not implemented", suite.ke));
             return;
         };
-        let spi = loop {
-            let spi = u64::from_be_bytes(self.random::<8>());
-            if spi != 0 {
-                break spi;
-            }
-        };
+        let spi = Self::new_ike_spi(&self.provider);
         let rekey = LocalIkeRekey { spi, nonce: self.random_nonce(), ke, restarts: 0 };
         self.send_ike_rekey(now, rekey);
     }
@@ -163,21 +158,16 @@ impl Session {
         }
         if let Some(n) = error_notify(payloads) {
             if !matches!(n.ty, NotifyType::TEMPORARY_FAILURE | NotifyType::NO_ADDITIONAL_SAS) {
-                let what = self.config.name.clone();
-                self.events.push_back(Event::Failed(super::Failure {
-                    what,
-                    kind: FailureKind::PeerError,
-                    message: format!("peer refused to rekey the IKE SA: {}", n.ty),
-                }));
+                self.report_failure(
+                    FailureKind::PeerError,
+                    format!("peer refused to rekey the IKE SA: {}", n.ty),
+                );
             }
             self.ike_retry_later(now);
             return;
         }
         let result = (|| -> Result<(Box<Self>, u64), String> {
-            let sa = payloads
-                .iter()
-                .find_map(|p| if let Payload::Sa(s) = p { Some(s) } else { None })
-                .ok_or("response lacks the SA payload")?;
+            let sa = first!(payloads, Sa).ok_or("response lacks the SA payload")?;
             let [chosen] = sa.proposals.as_slice() else {
                 return Err("response must carry exactly one proposal".into());
             };
@@ -189,14 +179,10 @@ impl Session {
             let peer_spi = <[u8; 8]>::try_from(chosen.spi.as_slice())
                 .map(u64::from_be_bytes)
                 .map_err(|_| "peer's new IKE SPI is not 8 bytes".to_owned())?;
-            let nr = payloads
-                .iter()
-                .find_map(|p| if let Payload::Nonce(n) = p { Some(n.data.clone()) } else { None })
+            let nr = first!(payloads, Nonce)
+                .map(|n| n.data.clone())
                 .ok_or("response lacks the nonce")?;
-            let ke = payloads
-                .iter()
-                .find_map(|p| if let Payload::Ke(k) = p { Some(k) } else { None })
-                .ok_or("response lacks the KE payload")?;
+            let ke = first!(payloads, Ke).ok_or("response lacks the KE payload")?;
             if ke.group != suite.ke || rekey.ke.secret.id() != suite.ke {
                 return Err(format!("peer's KE uses {} not {}", ke.group, suite.ke));
             }
@@ -220,12 +206,10 @@ impl Session {
                 self.queue.push_back(Queued::DeleteIke);
             }
             Err(message) => {
-                let what = self.config.name.clone();
-                self.events.push_back(Event::Failed(super::Failure {
-                    what,
-                    kind: FailureKind::Protocol,
-                    message: format!("rekeying the IKE SA failed: {message}"),
-                }));
+                self.report_failure(
+                    FailureKind::Protocol,
+                    format!("rekeying the IKE SA failed: {message}"),
+                );
                 self.ike_retry_later(now);
             }
         }
@@ -255,10 +239,7 @@ impl Session {
         }
         let result = (|| -> Result<(Box<Self>, Vec<Payload>), [Payload; 1]> {
             let syntax = || error(NotifyType::INVALID_SYNTAX, Vec::new());
-            let sa = payloads
-                .iter()
-                .find_map(|p| if let Payload::Sa(s) = p { Some(s) } else { None })
-                .ok_or_else(syntax)?;
+            let sa = first!(payloads, Sa).ok_or_else(syntax)?;
             let selected =
                 proposal::select(&sa.proposals, &self.config.proposals, self.config.preference)
                     .map_err(|_| error(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()))?;
@@ -268,14 +249,8 @@ impl Session {
             let peer_spi = <[u8; 8]>::try_from(selected.peer_spi.as_slice())
                 .map(u64::from_be_bytes)
                 .map_err(|_| syntax())?;
-            let ni = payloads
-                .iter()
-                .find_map(|p| if let Payload::Nonce(n) = p { Some(n.data.clone()) } else { None })
-                .ok_or_else(syntax)?;
-            let ke = payloads
-                .iter()
-                .find_map(|p| if let Payload::Ke(k) = p { Some(k) } else { None })
-                .ok_or_else(syntax)?;
+            let ni = first!(payloads, Nonce).map(|n| n.data.clone()).ok_or_else(syntax)?;
+            let ke = first!(payloads, Ke).ok_or_else(syntax)?;
             if ke.group != suite.ke {
                 return Err(error(
                     NotifyType::INVALID_KE_PAYLOAD,
@@ -286,12 +261,7 @@ impl Session {
                 .new_ke(suite.ke)
                 .ok_or_else(|| error(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()))?;
             let shared = ours.secret.agree(&ke.data).map_err(|_| syntax())?;
-            let spi = loop {
-                let spi = u64::from_be_bytes(self.random::<8>());
-                if spi != 0 {
-                    break spi;
-                }
-            };
+            let spi = Self::new_ike_spi(&self.provider);
             let nr = self.random_nonce();
             let successor = self
                 .successor_session(

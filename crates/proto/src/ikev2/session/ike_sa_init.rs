@@ -89,9 +89,7 @@ impl Session {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Self {
-        let mut spi = [0u8; 8];
-        let _ = provider.secure_random.fill(&mut spi);
-        let spi_i = u64::from_be_bytes(spi).max(1);
+        let spi_i = Self::new_ike_spi(&provider);
         let mut session =
             Self::new(provider, config, Role::Initiator, spi_i, 0, local, remote, State::Closed);
         session.initial_child = child.map(str::to_owned);
@@ -248,11 +246,9 @@ impl Session {
         if header.spi_r == 0 {
             return;
         }
-        let (Some(sa), Some(ke), Some(nonce)) = (
-            payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s) } else { None }),
-            payloads.iter().find_map(|p| if let Payload::Ke(k) = p { Some(k) } else { None }),
-            payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n) } else { None }),
-        ) else {
+        let (Some(sa), Some(ke), Some(nonce)) =
+            (first!(payloads, Sa), first!(payloads, Ke), first!(payloads, Nonce))
+        else {
             self.fail_ike(
                 FailureKind::Protocol,
                 "IKE_SA_INIT response lacks SA, KE or Nonce".into(),
@@ -432,11 +428,9 @@ impl Session {
             session.state = State::Closed;
             return Some(session);
         }
-        let (Some(sa), Some(ke), Some(nonce)) = (
-            payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s) } else { None }),
-            payloads.iter().find_map(|p| if let Payload::Ke(k) = p { Some(k) } else { None }),
-            payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n) } else { None }),
-        ) else {
+        let (Some(sa), Some(ke), Some(nonce)) =
+            (first!(payloads, Sa), first!(payloads, Ke), first!(payloads, Nonce))
+        else {
             error(&mut session, NotifyType::INVALID_SYNTAX, Vec::new());
             session.events.push_back(Event::Failed(super::Failure {
                 what: session.config.name.clone(),

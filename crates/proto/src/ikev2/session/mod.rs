@@ -38,6 +38,16 @@
 //! | retransmit | a request is sent | resend (`timeout · base^n`), fail after `tries` resends |
 //! | half-open | responder sent its IKE_SA_INIT response | drop the SA if IKE_AUTH never came |
 
+/// The first payload of a kind in a message: `first!(payloads, Nonce)` is `Option<&Nonce>`.
+macro_rules! first {
+    ($payloads:expr, $variant:ident) => {
+        $payloads.iter().find_map(|p| match p {
+            $crate::wire::ikev2::Payload::$variant(x) => Some(x),
+            _ => None,
+        })
+    };
+}
+
 mod child;
 mod ike_auth;
 mod ike_rekey;
@@ -184,6 +194,16 @@ pub struct IkeSaInfo {
     pub nat_local: bool,
     /// The peer is behind a NAT (or faked one to force UDP encapsulation).
     pub nat_remote: bool,
+}
+
+impl IkeSaInfo {
+    /// Our SPI of the IKE SA: the endpoint's session key for it.
+    pub fn local_spi(&self) -> u64 {
+        match self.role {
+            Role::Initiator => self.spi_i,
+            Role::Responder => self.spi_r,
+        }
+    }
 }
 
 /// What a session reports.
@@ -685,6 +705,21 @@ impl Session {
         self.random::<32>().to_vec()
     }
 
+    /// A uniformly drawn number in `0..=max` (jitter for timers and limits).
+    fn random_up_to(&self, max: u64) -> u64 {
+        match max.checked_add(1) {
+            Some(n) => u64::from_be_bytes(self.random::<8>()) % n,
+            None => u64::from_be_bytes(self.random::<8>()),
+        }
+    }
+
+    /// A fresh nonzero IKE SPI.
+    fn new_ike_spi(provider: &CryptoProvider) -> u64 {
+        let mut spi = [0u8; 8];
+        let _ = provider.secure_random.fill(&mut spi);
+        u64::from_be_bytes(spi).max(1)
+    }
+
     fn header(&self, exchange: ExchangeType, message_id: u32, response: bool) -> HeaderRepr {
         let mut flags = Flags(0);
         if self.role == Role::Initiator {
@@ -786,6 +821,12 @@ impl Session {
             CloseReason::Failed(failure)
         };
         self.finish(reason);
+    }
+
+    /// Records a failure that leaves the IKE SA as it is (a refused IKE rekey).
+    fn report_failure(&mut self, kind: FailureKind, message: String) {
+        let what = self.config.name.clone();
+        self.events.push_back(Event::Failed(Failure { what, kind, message }));
     }
 
     /// Records a failure of one CHILD_SA negotiation (the IKE SA lives on).

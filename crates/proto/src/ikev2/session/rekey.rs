@@ -198,23 +198,13 @@ impl Session {
         }
         let rand = rand.min(base);
         let millis = u64::try_from(rand.as_millis()).unwrap_or(u64::MAX);
-        let off =
-            if millis == 0 { 0 } else { u64::from_be_bytes(self.random::<8>()) % (millis + 1) };
-        Some(now + base - Duration::from_millis(off))
+        Some(now + base - Duration::from_millis(self.random_up_to(millis)))
     }
 
     /// The ESP core's byte and packet limits for a child (time limits are ours).
     pub(super) fn esp_lifetime(&self, l: &ChildLifetime) -> Lifetime {
-        let soft = |rekey: u64, rand: u64| {
-            (rekey > 0).then(|| {
-                let off = if rand == 0 {
-                    0
-                } else {
-                    u64::from_be_bytes(self.random::<8>()) % (rand.min(rekey) + 1)
-                };
-                rekey - off
-            })
-        };
+        let soft =
+            |rekey: u64, rand: u64| (rekey > 0).then(|| rekey - self.random_up_to(rand.min(rekey)));
         Lifetime {
             soft_bytes: soft(l.rekey_bytes, l.rand_bytes),
             hard_bytes: (l.life_bytes > 0).then_some(l.life_bytes),
