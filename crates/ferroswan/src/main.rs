@@ -55,11 +55,33 @@ enum Command {
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
-    /// Take a connection down: VICI `terminate` of its IKE SAs (DELETE sent to the peer).
+    /// Take a connection down: VICI `terminate` of its IKE SAs (DELETE sent to the peer), or
+    /// only of one child's CHILD_SAs with --child.
     Down {
         /// The connection name.
         conn: String,
+        /// Delete only this child's CHILD_SAs; the IKE SA stays.
+        #[arg(long)]
+        child: Option<String>,
         /// Seconds to wait for the outcome.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// The daemon's VICI socket.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Rekey a connection now: VICI `rekey` of its IKE SAs, or of one child's CHILD_SAs with
+    /// --child (make-before-break, no traffic lost). Returns once the rekey has started.
+    Rekey {
+        /// The connection name.
+        conn: String,
+        /// Rekey only this child's CHILD_SAs.
+        #[arg(long)]
+        child: Option<String>,
+        /// Reauthenticate the IKE SAs (a new IKE SA from scratch) instead of rekeying them.
+        #[arg(long, conflicts_with = "child")]
+        reauth: bool,
+        /// Seconds to wait for the daemon.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
         /// The daemon's VICI socket.
@@ -102,10 +124,13 @@ fn main() -> ExitCode {
         Command::Status { socket, json } => status(&socket, json),
         Command::CheckConfig { config } => check_config(&config),
         Command::Up { conn, child, timeout, socket } => {
-            control(&socket, "initiate", &conn, child.as_deref(), timeout)
+            control(&socket, "initiate", &conn, child.as_deref(), false, timeout)
         }
-        Command::Down { conn, timeout, socket } => {
-            control(&socket, "terminate", &conn, None, timeout)
+        Command::Down { conn, child, timeout, socket } => {
+            control(&socket, "terminate", &conn, child.as_deref(), false, timeout)
+        }
+        Command::Rekey { conn, child, reauth, timeout, socket } => {
+            control(&socket, "rekey", &conn, child.as_deref(), reauth, timeout)
         }
         Command::Lab { proposal, encap, ipv6_outer, mib, manual } => {
             lab(proposal, encap, ipv6_outer, mib, !manual)
@@ -151,13 +176,15 @@ fn status(socket: &PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>
     })
 }
 
-/// `ferroswan up` / `down`: VICI `initiate` or `terminate` (`command`) of connection `conn`;
-/// prints the daemon's `control-log` lines, then the outcome. A refusal is an error (exit 1).
+/// `ferroswan up` / `down` / `rekey`: VICI `initiate`, `terminate` or `rekey` (`command`) of
+/// connection `conn` (or its `child`); prints the daemon's `control-log` lines, then the
+/// outcome. A refusal is an error (exit 1).
 fn control(
     socket: &PathBuf,
     command: &str,
     conn: &str,
     child: Option<&str>,
+    reauth: bool,
     timeout: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -168,6 +195,9 @@ fn control(
         let mut request = Message::new().kv("ike", conn);
         if let Some(child) = child {
             request = request.kv("child", child);
+        }
+        if reauth {
+            request = request.kv("reauth", "yes");
         }
         request = request.kv_display("timeout", timeout.saturating_mul(1000));
         let (log, reply) = client.request_streaming(command, &request, "control-log").await?;

@@ -327,7 +327,7 @@ impl StatusHandler {
         self
     }
 
-    /// Runs `initiate`/`terminate` on the IKE thread and waits for the outcome.
+    /// Runs `initiate`/`terminate`/`rekey` on the IKE thread and waits for the outcome.
     fn control(
         &self,
         name: &str,
@@ -340,19 +340,32 @@ impl StatusHandler {
                 .kv("errmsg", "no IKE connections configured");
         };
         let get = |key: &str| request.get_str(key).map(str::to_owned);
-        if name == "terminate" && get("ike").is_none() {
-            return Message::new().kv("success", "no").kv(
-                "errmsg",
-                "terminate needs the connection name (ike); terminating by child, ike-id or \
-                 child-id is not supported yet",
-            );
-        }
+        let id = |key: &str| -> Result<Option<u32>, String> {
+            get(key)
+                .map(|v| v.parse::<u32>().map_err(|_| format!("invalid {key} '{v}'")))
+                .transpose()
+        };
+        let target = match (id("ike-id"), id("child-id")) {
+            (Ok(ike_id), Ok(child_id)) => {
+                crate::ike::Target { ike: get("ike"), ike_id, child: get("child"), child_id }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                return Message::new().kv("success", "no").kv("errmsg", &e);
+            }
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         let command = match name {
-            "initiate" => {
-                crate::ike::Command::Initiate { conn: get("ike"), child: get("child"), reply: tx }
-            }
-            _ => crate::ike::Command::Terminate { conn: get("ike").unwrap_or_default(), reply: tx },
+            "initiate" => crate::ike::Command::Initiate {
+                conn: target.ike.clone(),
+                child: target.child.clone(),
+                reply: tx,
+            },
+            "rekey" => crate::ike::Command::Rekey {
+                reauth: request.get_str("reauth") == Some("yes"),
+                target,
+                reply: tx,
+            },
+            _ => crate::ike::Command::Terminate { target, reply: tx },
         };
         if ike.tx.send(crate::ike::Input::Command(command)).is_err() {
             return Message::new().kv("success", "no").kv("errmsg", "IKE thread is not running");
@@ -465,7 +478,7 @@ impl crate::vici::Handler for StatusHandler {
                 }
                 Some(Message::new())
             }
-            "initiate" | "terminate" => Some(self.control(name, request, events)),
+            "initiate" | "terminate" | "rekey" => Some(self.control(name, request, events)),
             "load-conn" | "unload-conn" | "get-conns" | "list-conns" | "load-shared"
             | "unload-shared" | "get-shared" | "clear-creds" | "get-keys" | "get-authorities"
             | "get-pools" | "load-cert" | "load-key" | "load-token" | "load-authority"

@@ -31,6 +31,7 @@ use ferroswan::lab::interop::{
     start_strongswan, vici_list_sas, wait_child_up, write_swanctl_dir,
 };
 use ferroswan::lab::netns::Topology;
+use ferroswan::vici::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferroswan");
 
@@ -104,6 +105,82 @@ impl Lab {
         for gw in [&self.moon, &self.sun] {
             if let Err(e) = wait_child_up(gw, SA_TIMEOUT, None) {
                 panic!("{e}\n{}", self.logs());
+            }
+        }
+    }
+
+    /// sun (strongSwan) has a CHILD_SA with the SPIs of moon's `child` (swapped).
+    fn wait_spis_agree(&self, child: &Message) {
+        let (moon_in, moon_out) = (
+            child.get_str("spi-in").unwrap().to_owned(),
+            child.get_str("spi-out").unwrap().to_owned(),
+        );
+        let deadline = Instant::now() + SA_TIMEOUT;
+        loop {
+            let sun = wait_child_up(&self.sun, SA_TIMEOUT, None).ok();
+            if sun.as_ref().is_some_and(|(_, c)| {
+                c.get_str("spi-in") == Some(moon_out.as_str())
+                    && c.get_str("spi-out") == Some(moon_in.as_str())
+            }) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sun has no CHILD_SA {moon_out}_i {moon_in}_o: {sun:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Both gateways have an IKE SA `net` other than unique id `old` (on moon), and only one.
+    fn wait_ike_rekeyed(&self, old: &str) {
+        let deadline = Instant::now() + SA_TIMEOUT;
+        loop {
+            let moon = vici_list_sas(&self.moon.socket).unwrap();
+            let sun = vici_list_sas(&self.sun.socket).unwrap();
+            let ids = |sas: &[Message]| -> Vec<String> {
+                sas.iter()
+                    .filter_map(|sa| sa.get_section("net"))
+                    .filter_map(|ike| ike.get_str("uniqueid").map(str::to_owned))
+                    .collect()
+            };
+            let (m, s) = (ids(&moon), ids(&sun));
+            if m.len() == 1 && m.first().map(String::as_str) != Some(old) && s.len() == 1 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "IKE SA not rekeyed: moon {m:?} (old #{old}), sun {s:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Both gateways still have the IKE SA `net` but no CHILD_SA in it.
+    fn wait_child_gone_ike_kept(&self) {
+        for gw in [&self.moon, &self.sun] {
+            let deadline = Instant::now() + SA_TIMEOUT;
+            loop {
+                let sas = vici_list_sas(&gw.socket).unwrap();
+                let ike: Vec<&Message> =
+                    sas.iter().filter_map(|sa| sa.get_section("net")).collect();
+                let children = ike
+                    .iter()
+                    .filter_map(|i| i.get_section("child-sas"))
+                    .map(|c| c.elements().len())
+                    .sum::<usize>();
+                if ike.len() == 1 && children == 0 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: expected the IKE SA without CHILD_SAs: {sas:?}\n{}",
+                    gw.name,
+                    self.logs()
+                );
+                std::thread::sleep(Duration::from_millis(200));
             }
         }
     }
@@ -307,8 +384,45 @@ fn swanctl_loads_lists_initiates_and_terminates_against_ferroswan() {
     lab.ping_across();
     let out = lab.swanctl_moon(&["--list-sas"]);
     assert_ok_with(&out, &["net: #", "ESTABLISHED, IKEv2", "net: #", "INSTALLED, TUNNEL"]);
+
+    // 4b. swanctl --rekey of the CHILD_SA and of the IKE SA, then ferroswan's own `rekey`:
+    //     each time a new SA (new unique id) on both sides, SPIs agreeing, traffic flowing.
+    let (_, child) = wait_child_up(&lab.moon, SA_TIMEOUT, None).unwrap();
+    let old_child = child.get_str("uniqueid").unwrap().to_owned();
+    let out = lab.swanctl_moon(&["--rekey", "--child", "net"]);
+    // (swanctl --rekey prints no control-log: charon's rekey does not stream one.)
+    assert_ok_with(&out, &["rekey completed successfully"]);
+    let (ike, child) = wait_child_up(&lab.moon, SA_TIMEOUT, Some(&old_child))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    lab.wait_spis_agree(&child);
+    lab.ping_across();
+    let old_ike = ike.get_str("uniqueid").unwrap().to_owned();
+    let out = lab.swanctl_moon(&["--rekey", "--ike", "net"]);
+    assert_ok_with(&out, &["rekey completed successfully"]);
+    lab.wait_ike_rekeyed(&old_ike);
+    lab.ping_across();
+    let old_child = child.get_str("uniqueid").unwrap().to_owned();
+    let out = lab.ferroswan(&["rekey", "net", "--child", "net"]);
+    assert_ok_with(&out, &["rekey of 'net' completed successfully"]);
+    let (_, child) = wait_child_up(&lab.moon, SA_TIMEOUT, Some(&old_child))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    lab.wait_spis_agree(&child);
+    assert_fails_with(
+        &lab.swanctl_moon(&["--rekey", "--ike-id", "999"]),
+        "no IKE SA matches IKE SA #999",
+    );
+    assert_fails_with(
+        &lab.ferroswan(&["rekey", "net", "--child", "nosuch"]),
+        "no CHILD_SA matches",
+    );
+
+    // 4c. swanctl --terminate --child: the CHILD_SA goes on both sides, the IKE SA stays.
     let out = lab.swanctl_moon(&["--terminate", "--child", "net"]);
-    assert_fails_with(&out, "terminate failed: terminate needs the connection name (ike)");
+    assert_ok_with(
+        &out,
+        &["deleting 1 CHILD_SA(s) of child 'net'", "terminate completed successfully"],
+    );
+    lab.wait_child_gone_ike_kept();
     let out = lab.swanctl_moon(&["--terminate", "--ike", "net"]);
     assert_ok_with(&out, &["terminate completed successfully"]);
     lab.wait_gone();
@@ -321,7 +435,7 @@ fn swanctl_loads_lists_initiates_and_terminates_against_ferroswan() {
     let out = lab.ferroswan(&["down", "net"]);
     assert_ok_with(&out, &["terminate of 'net' completed successfully"]);
     lab.wait_gone();
-    assert_fails_with(&lab.ferroswan(&["down", "net"]), "no IKE SA of connection 'net'");
+    assert_fails_with(&lab.ferroswan(&["down", "net"]), "no IKE SA matches connection 'net'");
     assert_fails_with(&lab.ferroswan(&["up", "nosuch"]), "no connection named 'nosuch'");
     assert_fails_with(
         &lab.ferroswan(&["up", "net", "--child", "nosuch"]),

@@ -37,7 +37,7 @@ use ferroswan_proto::ikev2::identity::Identity;
 use ferroswan_proto::ikev2::ts::TsSpec;
 
 use super::config::{SecretsPsk, ike_config};
-use super::driver::{Command, Input};
+use super::driver::{Command, Input, Target};
 use crate::config::connection::{
     Action, AddressFamily, AuthMethod, AuthRound, Child, ChildMode, Connection, HostSpec,
     IkeVersion, Unique,
@@ -309,7 +309,7 @@ impl Control {
     fn run_actions(&self, terminate: &[String], start: &[(String, String)]) {
         for conn in terminate {
             let (reply, _) = mpsc::channel();
-            let _ = self.send(Command::Terminate { conn: conn.clone(), reply });
+            let _ = self.send(Command::Terminate { target: Target::conn(conn), reply });
         }
         for (conn, child) in start {
             tracing::info!("start_action = start: initiating '{conn}/{child}'");
@@ -666,7 +666,10 @@ mod tests {
                             child.unwrap_or_default()
                         )
                     }
-                    Command::Terminate { conn, .. } => format!("terminate {conn}"),
+                    Command::Terminate { target, .. } => {
+                        format!("terminate {}", target.ike.unwrap_or_default())
+                    }
+                    Command::Rekey { target, .. } => format!("rekey {}", target.describe()),
                 };
                 log.lock().unwrap().push(line);
             }

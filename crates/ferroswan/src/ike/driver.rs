@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use ferroswan_proto::crypto::CryptoProvider;
 use ferroswan_proto::esp::{InboundSa, OutboundSa, PacketBuf};
 use ferroswan_proto::ikev2::config::IkeConfig;
-use ferroswan_proto::ikev2::session::{ChildSaUp, Event, IkeSaInfo, Transmit};
+use ferroswan_proto::ikev2::session::{ChildSaUp, ChildState, Event, IkeSaInfo, Transmit};
 use ferroswan_proto::ikev2::{Endpoint, SessionId};
 use ferroswan_proto::policy::SaSelectors;
 
@@ -59,11 +59,21 @@ pub enum Command {
         /// Answer: once the CHILD_SA is up or failed, a line for the user.
         reply: Sender<Result<String, String>>,
     },
-    /// Delete the IKE SAs of a connection.
+    /// Delete the SAs `target` names: its CHILD_SAs when it names a child (`child`,
+    /// `child-id`), else its IKE SAs (with every CHILD_SA).
     Terminate {
-        /// Connection name.
-        conn: String,
+        /// Which SAs.
+        target: Target,
         /// Answer.
+        reply: Sender<Result<String, String>>,
+    },
+    /// Rekey the SAs `target` names: its CHILD_SAs when it names a child, else its IKE SAs.
+    Rekey {
+        /// Which SAs.
+        target: Target,
+        /// Reauthenticate IKE SAs (a new IKE SA from scratch) instead of rekeying them.
+        reauth: bool,
+        /// Answer: how many SAs the rekey was started for.
         reply: Sender<Result<String, String>>,
     },
     /// Replace the connection table (VICI `load-conn`/`unload-conn`): new IKE SAs, initiated
@@ -74,6 +84,65 @@ pub enum Command {
         /// Answer, once the table is in place.
         reply: Sender<Result<String, String>>,
     },
+}
+
+/// Which SAs a `terminate` or `rekey` is about: VICI's `ike`, `ike-id`, `child` and
+/// `child-id` keys, each narrowing the selection (charon's meaning).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    /// Connection name.
+    pub ike: Option<String>,
+    /// IKE SA unique id (as `list-sas` shows it).
+    pub ike_id: Option<u32>,
+    /// Child config name.
+    pub child: Option<String>,
+    /// CHILD_SA unique id.
+    pub child_id: Option<u32>,
+}
+
+impl Target {
+    /// Every SA of connection `conn`.
+    pub fn conn(conn: &str) -> Self {
+        Self { ike: Some(conn.to_owned()), ..Self::default() }
+    }
+
+    /// Whether it selects CHILD_SAs (not whole IKE SAs).
+    pub fn is_child(&self) -> bool {
+        self.child.is_some() || self.child_id.is_some()
+    }
+
+    /// Whether nothing narrows it (charon refuses such a request).
+    pub fn is_empty(&self) -> bool {
+        self.ike.is_none() && self.ike_id.is_none() && !self.is_child()
+    }
+
+    fn matches_ike(&self, sa: &IkeStatus) -> bool {
+        self.ike.as_ref().is_none_or(|n| *n == sa.info.name)
+            && self.ike_id.is_none_or(|id| id == sa.unique_id)
+    }
+
+    fn matches_child(&self, c: &ChildStatus) -> bool {
+        self.child.as_ref().is_none_or(|n| *n == c.name)
+            && self.child_id.is_none_or(|id| id == c.unique_id)
+    }
+
+    /// The selection in words, for replies and logs.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = &self.ike {
+            parts.push(format!("connection '{n}'"));
+        }
+        if let Some(id) = self.ike_id {
+            parts.push(format!("IKE SA #{id}"));
+        }
+        if let Some(n) = &self.child {
+            parts.push(format!("child '{n}'"));
+        }
+        if let Some(id) = self.child_id {
+            parts.push(format!("CHILD_SA #{id}"));
+        }
+        if parts.is_empty() { "nothing".to_owned() } else { parts.join(", ") }
+    }
 }
 
 /// A CHILD_SA as shown by status.
@@ -281,25 +350,11 @@ impl Driver {
                     }
                 }
             }
-            Input::Command(Command::Terminate { conn, reply }) => {
-                // The user wants it down: no dpd/close_action restart or keyingtries retry.
-                self.endpoint.cancel_restarts(&conn);
-                let ids: Vec<SessionId> = self
-                    .endpoint
-                    .sessions()
-                    .filter(|(_, s)| s.config().name == conn)
-                    .map(|(id, _)| id)
-                    .collect();
-                if ids.is_empty() {
-                    let _ = reply.send(Err(format!("no IKE SA of connection '{conn}'")));
-                    return;
-                }
-                for id in &ids {
-                    if let Some(s) = self.endpoint.session_mut(*id) {
-                        s.close(now);
-                    }
-                }
-                let _ = reply.send(Ok(format!("closing {} IKE SA(s) of '{conn}'", ids.len())));
+            Input::Command(Command::Terminate { target, reply }) => {
+                let _ = reply.send(self.terminate(now, &target));
+            }
+            Input::Command(Command::Rekey { target, reauth, reply }) => {
+                let _ = reply.send(self.rekey(now, &target, reauth));
             }
             Input::Command(Command::SetConnections { connections, reply }) => {
                 let count = connections.len();
@@ -307,6 +362,111 @@ impl Driver {
                 let _ = reply.send(Ok(format!("{count} connection(s) loaded")));
             }
         }
+    }
+
+    /// The established IKE SAs (and, for a child target, their current CHILD_SAs by inbound
+    /// SPI) that `target` selects, from the status the driver keeps.
+    fn select(&self, target: &Target) -> Vec<(SessionId, Vec<u32>)> {
+        let st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        st.sas
+            .iter()
+            .filter(|(_, sa)| target.matches_ike(sa))
+            .map(|(id, sa)| {
+                let children = sa
+                    .children
+                    .iter()
+                    // A replaced SA lingering until its DELETE settles is not selectable.
+                    .filter(|c| matches!(c.up.state, ChildState::Installed | ChildState::Rekeying))
+                    .filter(|c| target.matches_child(c))
+                    .map(|c| c.up.inbound_spi)
+                    .collect();
+                (SessionId(*id), children)
+            })
+            .collect()
+    }
+
+    /// `terminate`: DELETE the CHILD_SAs or IKE SAs `target` names. The user wants them
+    /// down, so no `dpd_action`/`close_action` restart or `keyingtries` retry follows.
+    fn terminate(&mut self, now: Instant, target: &Target) -> Result<String, String> {
+        if target.is_empty() {
+            return Err("terminate needs ike, ike-id, child or child-id".into());
+        }
+        if target.is_child() {
+            let mut count = 0;
+            for (id, spis) in self.select(target) {
+                if let Some(s) = self.endpoint.session_mut(id) {
+                    for spi in spis {
+                        s.delete_child(now, spi);
+                        count += 1;
+                    }
+                }
+            }
+            return if count == 0 {
+                Err(format!("no CHILD_SA matches {}", target.describe()))
+            } else {
+                Ok(format!("deleting {count} CHILD_SA(s) of {}", target.describe()))
+            };
+        }
+        let mut ids: Vec<SessionId> = self.select(target).into_iter().map(|(id, _)| id).collect();
+        if let Some(conn) = &target.ike {
+            self.endpoint.cancel_restarts(conn);
+            if target.ike_id.is_none() {
+                // Half-open IKE SAs of the connection go too (not in the status yet).
+                ids.extend(
+                    self.endpoint
+                        .sessions()
+                        .filter(|(_, s)| s.config().name == *conn)
+                        .map(|(id, _)| id),
+                );
+            }
+        }
+        ids.sort_unstable_by_key(|id| id.0);
+        ids.dedup();
+        if ids.is_empty() {
+            return Err(format!("no IKE SA matches {}", target.describe()));
+        }
+        for id in &ids {
+            let Some(s) = self.endpoint.session_mut(*id) else { continue };
+            s.close(now);
+            let conn = s.config().name.clone();
+            self.endpoint.cancel_restarts(&conn);
+        }
+        Ok(format!("closing {} IKE SA(s) of {}", ids.len(), target.describe()))
+    }
+
+    /// `rekey`: start a rekey of the CHILD_SAs or IKE SAs `target` names (the exchange
+    /// runs in the background, as charon's).
+    fn rekey(&mut self, now: Instant, target: &Target, reauth: bool) -> Result<String, String> {
+        if target.is_empty() {
+            return Err("rekey needs ike, ike-id, child or child-id".into());
+        }
+        if reauth && target.is_child() {
+            return Err(
+                "reauth applies to IKE SAs: name the connection or IKE SA, not a child".into()
+            );
+        }
+        let selected = self.select(target);
+        let mut count = 0;
+        for (id, spis) in selected {
+            let Some(s) = self.endpoint.session_mut(id) else { continue };
+            if target.is_child() {
+                for spi in spis {
+                    s.rekey_child(now, spi);
+                    count += 1;
+                }
+            } else if reauth {
+                return Err("reauthentication (rekey --reauth) is not supported yet".into());
+            } else {
+                s.rekey_ike(now);
+                count += 1;
+            }
+        }
+        let what = if target.is_child() { "CHILD_SA" } else { "IKE SA" };
+        if count == 0 {
+            return Err(format!("no {what} matches {}", target.describe()));
+        }
+        tracing::info!("rekeying {count} {what}(s) of {} (requested)", target.describe());
+        Ok(format!("rekeying {count} {what}(s) of {}", target.describe()))
     }
 
     /// Starts a connection toward its configured remote address.
@@ -355,6 +515,26 @@ impl Driver {
         // Events may have queued more datagrams (DELETE answers, errors).
         while let Some(t) = self.endpoint.poll_transmit() {
             self.send(&t);
+        }
+        self.sync_status();
+    }
+
+    /// Copies the sessions' live CHILD_SA facts (state, rekey and expiry times) into the
+    /// status, so `list-sas` shows REKEYING/REKEYED/DELETING as they happen.
+    fn sync_status(&self) {
+        let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, sa) in &mut st.sas {
+            let Some(session) = self.endpoint.session(SessionId(*id)) else { continue };
+            for c in &mut sa.children {
+                if let Some(live) =
+                    session.children().iter().find(|l| l.inbound_spi == c.up.inbound_spi)
+                    && (live.state != c.up.state
+                        || live.rekey_at != c.up.rekey_at
+                        || live.expire_at != c.up.expire_at)
+                {
+                    c.up = live.clone();
+                }
+            }
         }
     }
 
@@ -660,9 +840,16 @@ impl Driver {
             }
             let over_bytes = i.soft_bytes.is_some_and(|l| inb.bytes() >= l || outb.bytes() >= l);
             let over_packets = i.soft_packets.is_some_and(|l| packets >= l || outb.packets() >= l);
-            if (over_bytes || over_packets) && !i.rekey_asked {
+            // RFC 4303 §3.3.3: a sequence number never cycles; rekey well before the end.
+            let seq_low = i.outbound.sa.seq_nearly_exhausted();
+            if (over_bytes || over_packets || seq_low) && !i.rekey_asked {
                 i.rekey_asked = true;
-                rekey.push((i.session, *spi));
+                let why = if seq_low {
+                    "is close to the end of its sequence numbers"
+                } else {
+                    "reached its soft byte/packet limit"
+                };
+                rekey.push((i.session, *spi, why));
             }
         }
         heard.sort_unstable_by_key(|s| s.0);
@@ -672,8 +859,8 @@ impl Driver {
                 s.traffic_received(now);
             }
         }
-        for (id, spi) in rekey {
-            tracing::info!("CHILD_SA SPI {spi:08x} reached its soft byte/packet limit: rekeying");
+        for (id, spi, why) in rekey {
+            tracing::info!("CHILD_SA SPI {spi:08x} {why}: rekeying");
             if let Some(s) = self.endpoint.session_mut(id) {
                 s.rekey_child(now, spi);
             }
@@ -726,4 +913,26 @@ pub fn read_port_500(sock: &UdpSocket, tx: &Sender<Input>, stop: &AtomicBool) {
 /// Creates the channel to the IKE thread.
 pub fn channel() -> (Sender<Input>, Receiver<Input>) {
     mpsc::channel()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn target_kinds_and_descriptions() {
+        assert!(Target::default().is_empty());
+        let conn = Target::conn("net");
+        assert!(!conn.is_empty() && !conn.is_child());
+        assert_eq!(conn.describe(), "connection 'net'");
+        let child = Target { child_id: Some(7), ..Target::default() };
+        assert!(!child.is_empty() && child.is_child());
+        let all = Target {
+            ike: Some("net".into()),
+            ike_id: Some(3),
+            child: Some("lan".into()),
+            child_id: Some(7),
+        };
+        assert_eq!(all.describe(), "connection 'net', IKE SA #3, child 'lan', CHILD_SA #7");
+    }
 }

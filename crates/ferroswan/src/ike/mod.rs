@@ -43,7 +43,7 @@ use crate::dataplane::Dataplane;
 use crate::sys::netlink::SOCKET_MARK;
 use crate::sys::socket::UdpSocket;
 
-pub use driver::{Command, IkeHandle, Input, Status};
+pub use driver::{Command, IkeHandle, Input, Status, Target};
 
 /// The IKE port.
 pub const IKE_PORT: u16 = 500;

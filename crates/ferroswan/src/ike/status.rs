@@ -4,7 +4,7 @@ use std::sync::PoisonError;
 use std::time::Instant;
 
 use ferroswan_proto::esp::Mode;
-use ferroswan_proto::ikev2::session::Role;
+use ferroswan_proto::ikev2::session::{ChildState, Role};
 use ferroswan_proto::wire::IntegId;
 
 use super::IkeHandle;
@@ -32,7 +32,12 @@ pub fn list_sa_events(dp: &Dataplane, ike: &IkeHandle, now: Instant) -> Vec<Mess
                 name: c.name.clone(),
                 uniqueid: c.unique_id,
                 reqid: c.reqid,
-                state: ChildSaState::Installed,
+                state: match c.up.state {
+                    ChildState::Installed => ChildSaState::Installed,
+                    ChildState::Rekeying => ChildSaState::Rekeying,
+                    ChildState::Rekeyed => ChildSaState::Rekeyed,
+                    ChildState::Deleting => ChildSaState::Deleting,
+                },
                 mode: if c.up.mode == Mode::Tunnel {
                     IpsecMode::Tunnel
                 } else {
