@@ -838,17 +838,17 @@ impl Driver {
                 i.seen_packets = packets;
                 heard.push(i.session);
             }
-            let over_bytes = i.soft_bytes.is_some_and(|l| inb.bytes() >= l || outb.bytes() >= l);
-            let over_packets = i.soft_packets.is_some_and(|l| packets >= l || outb.packets() >= l);
-            // RFC 4303 §3.3.3: a sequence number never cycles; rekey well before the end.
-            let seq_low = i.outbound.sa.seq_nearly_exhausted();
-            if (over_bytes || over_packets || seq_low) && !i.rekey_asked {
+            if i.rekey_asked {
+                continue;
+            }
+            let reason = rekey_reason(
+                (i.soft_bytes, i.soft_packets),
+                (inb.bytes(), packets),
+                (outb.bytes(), outb.packets()),
+                i.outbound.sa.seq_nearly_exhausted(),
+            );
+            if let Some(why) = reason {
                 i.rekey_asked = true;
-                let why = if seq_low {
-                    "is close to the end of its sequence numbers"
-                } else {
-                    "reached its soft byte/packet limit"
-                };
                 rekey.push((i.session, *spi, why));
             }
         }
@@ -866,6 +866,23 @@ impl Driver {
             }
         }
     }
+}
+
+/// Why a CHILD_SA needs a rekey now, if it does: a soft byte or packet limit (`(bytes,
+/// packets)`, `None` = off) reached in either direction, or the outbound sequence numbers
+/// close to their end (RFC 4303 §3.3.3: they must never cycle).
+fn rekey_reason(
+    soft: (Option<u64>, Option<u64>),
+    inbound: (u64, u64),
+    outbound: (u64, u64),
+    seq_nearly_exhausted: bool,
+) -> Option<&'static str> {
+    if seq_nearly_exhausted {
+        return Some("is close to the end of its sequence numbers");
+    }
+    let over = |limit: Option<u64>, a: u64, b: u64| limit.is_some_and(|l| a >= l || b >= l);
+    (over(soft.0, inbound.0, outbound.0) || over(soft.1, inbound.1, outbound.1))
+        .then_some("reached its soft byte/packet limit")
 }
 
 /// The source address the kernel would use toward `remote`.
@@ -917,7 +934,19 @@ pub fn channel() -> (Sender<Input>, Receiver<Input>) {
 
 #[cfg(test)]
 mod tests {
-    use super::Target;
+    use super::{Target, rekey_reason};
+
+    #[test]
+    fn rekey_reasons() {
+        assert_eq!(rekey_reason((None, None), (u64::MAX, u64::MAX), (1, 1), false), None);
+        assert_eq!(rekey_reason((Some(100), None), (99, 1), (99, 1), false), None);
+        assert!(rekey_reason((Some(100), None), (99, 1), (100, 1), false).is_some());
+        assert!(rekey_reason((None, Some(5)), (0, 5), (0, 0), false).is_some());
+        assert_eq!(
+            rekey_reason((None, None), (0, 0), (0, 0), true),
+            Some("is close to the end of its sequence numbers")
+        );
+    }
 
     #[test]
     fn target_kinds_and_descriptions() {
