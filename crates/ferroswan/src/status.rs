@@ -198,6 +198,76 @@ pub fn list_sa_events(dp: &Dataplane, installed: Instant, now: Instant) -> Vec<M
         .collect()
 }
 
+/// `list-policy` events for VICI `list-policies`, in charon's shape: one section
+/// `<conn>/<child>` per trap policy with `child`, `ike`, `mode` (`TUNNEL`/`TRANSPORT`),
+/// `local-ts` and `remote-ts`, plus (not charon keys, swanctl skips them) the trap's queue and
+/// counters: `ferroswan-queued`, `-acquires`, `-held`, `-sent`, `-queue-full`, `-failed`.
+///
+/// As in charon, traps are listed only when the request has `trap` (swanctl `--list-pols`
+/// sends it unless `--drop` or `--pass` alone is given), and only those of child `child` when
+/// given. There are no drop or pass shunt policies to list.
+pub fn list_policy_events(dp: &Dataplane, request: &Message) -> Vec<Message> {
+    if request.get("trap").is_none() {
+        return Vec::new();
+    }
+    let only = request.get_str("child");
+    dp.tables()
+        .traps
+        .iter()
+        .filter(|t| only.is_none_or(|c| c == t.child))
+        .map(|t| {
+            let stats = t.stats();
+            let policy = Message::new()
+                .kv("child", &t.child)
+                .kv("ike", &t.conn)
+                .kv(
+                    "mode",
+                    match t.mode {
+                        Mode::Tunnel => "TUNNEL",
+                        Mode::Transport => "TRANSPORT",
+                    },
+                )
+                .list("local-ts", t.selectors.local.iter().map(ToString::to_string))
+                .list("remote-ts", t.selectors.remote.iter().map(ToString::to_string))
+                .kv_display("ferroswan-queued", stats.queued)
+                .kv_display("ferroswan-acquires", stats.acquires)
+                .kv_display("ferroswan-held", stats.held)
+                .kv_display("ferroswan-sent", stats.sent)
+                .kv_display("ferroswan-queue-full", stats.queue_full)
+                .kv_display("ferroswan-failed", stats.failed);
+            Message::new().section(t.name(), policy)
+        })
+        .collect()
+}
+
+/// Renders `list-policy` events (trap policies) the way `ferroswan status` shows them.
+pub fn render_policies(events: &[Message]) -> String {
+    let mut out = String::new();
+    for event in events {
+        for (name, p) in event.sections() {
+            let g = |k| p.get_str(k).unwrap_or("-");
+            let _ = writeln!(
+                out,
+                "{name}: trap policy, {}: {} === {}",
+                g("mode"),
+                p.get_str_list("local-ts").unwrap_or_default().join(", "),
+                p.get_str_list("remote-ts").unwrap_or_default().join(", "),
+            );
+            let _ = writeln!(
+                out,
+                "  queued {}, acquires {}, held {}, sent {}, dropped: queue full {}, failed {}",
+                g("ferroswan-queued"),
+                g("ferroswan-acquires"),
+                g("ferroswan-held"),
+                g("ferroswan-sent"),
+                g("ferroswan-queue-full"),
+                g("ferroswan-failed"),
+            );
+        }
+    }
+    out
+}
+
 /// Human-readable uptime, as strongSwan prints it (`5 minutes`, `2 hours`, `3 days`).
 pub fn uptime_text(uptime: Duration) -> String {
     let s = uptime.as_secs();
@@ -462,6 +532,12 @@ impl crate::vici::Handler for StatusHandler {
                 }
                 for event in list_sa_events(&self.dp, self.installed, Instant::now()) {
                     events.emit("list-sa", event);
+                }
+                Some(Message::new())
+            }
+            "list-policies" => {
+                for event in list_policy_events(&self.dp, request) {
+                    events.emit("list-policy", event);
                 }
                 Some(Message::new())
             }
