@@ -602,6 +602,45 @@ mod tests {
     use crate::config::Config;
     use crate::vici::{Client, Server, ServerConfig};
 
+    #[test]
+    fn list_policies_shows_traps_with_charons_keys_when_asked() {
+        let dp = Dataplane::new();
+        let mut tables = crate::dataplane::Tables::default();
+        let selectors = ferroswan_proto::policy::SaSelectors::new(
+            vec!["10.1.0.0/16".parse().unwrap()],
+            vec!["10.2.0.0/16".parse().unwrap(), "fd02::/64".parse().unwrap()],
+        );
+        let trap =
+            Arc::new(crate::dataplane::TrapEntry::new(1, "gw", "net", Mode::Tunnel, selectors));
+        trap.hold(b"held", Instant::now());
+        tables.add_trap(trap);
+        dp.install(tables);
+        // As charon: traps only with `trap`, and only child `child` when given.
+        assert!(list_policy_events(&dp, &Message::new()).is_empty());
+        let only_other = Message::new().kv("trap", "yes").kv("child", "other");
+        assert!(list_policy_events(&dp, &only_other).is_empty());
+        let events = list_policy_events(&dp, &Message::new().kv("trap", "yes").kv("child", "net"));
+        assert_eq!(events.len(), 1);
+        let p = events[0].get_section("gw/net").unwrap();
+        assert_eq!(
+            (p.get_str("child"), p.get_str("ike"), p.get_str("mode")),
+            (Some("net"), Some("gw"), Some("TUNNEL"))
+        );
+        assert_eq!(p.get_str_list("remote-ts").unwrap(), ["10.2.0.0/16", "fd02::/64"]);
+        assert_eq!(
+            (p.get_str("ferroswan-queued"), p.get_str("ferroswan-acquires")),
+            (Some("1"), Some("1"))
+        );
+        let text = render_policies(&events);
+        assert!(
+            text.starts_with(
+                "gw/net: trap policy, TUNNEL: 10.1.0.0/16 === 10.2.0.0/16, fd02::/64\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("queued 1, acquires 1, held 1, sent 0"), "{text}");
+    }
+
     fn dataplane() -> Arc<Dataplane> {
         let text = "manual {\n gw {\n local_addrs = 192.0.2.1\n remote_addrs = 192.0.2.2\n \
                     esp_proposal = aes256gcm16\n spi_in = 0xc0010001\n spi_out = 0xc0020002\n \

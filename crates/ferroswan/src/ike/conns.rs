@@ -866,6 +866,17 @@ mod tests {
         );
         assert_eq!(err(&run("unload-conn", &Message::new()).0), "unload: missing connection name");
         ok(&run("unload-conn", &Message::new().kv("name", "rw")).0);
+        // A connection with trap actions: the IKE thread learns which children trap; unloading
+        // it hands over a table without them.
+        let mut trapped = swanctl_gw();
+        let Some(Element::Section(_, body)) = trapped.remove("gw") else { panic!() };
+        let children = Message::new()
+            .section("net", Message::new().kv("start_action", "trap"))
+            .section("dpd", Message::new().kv("dpd_action", "trap"))
+            .section("plain", Message::new());
+        let trapped = Message::new().section("od", body.section("children", children));
+        ok(&run("load-conn", &trapped).0);
+        ok(&run("unload-conn", &Message::new().kv("name", "od")).0);
         assert_eq!(
             commands(&seen),
             [
@@ -879,6 +890,8 @@ mod tests {
                 "set rw",
                 "set ",
                 "terminate rw",
+                "set od trap od/net trap od/dpd",
+                "set ",
             ]
         );
     }
