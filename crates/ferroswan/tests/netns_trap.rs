@@ -17,6 +17,9 @@
 //!   (`start_action = start`, `close_action = trap`) and has no trap while it is up; strongSwan
 //!   terminates the IKE SA; ferroswan then has no SA but a trap, and the next single ping brings
 //!   the tunnel back and gets its reply.
+//! - [`a_refused_negotiation_drops_the_held_packets_and_keeps_the_trap`]: strongSwan accepts
+//!   the IKE SA but no ESP proposal; the held echo request is dropped and counted
+//!   (`trap_failed`), the trap stays, and traffic after the retry delay asks again.
 //! - [`trap_with_an_unreachable_peer_counts_overflow`]: nobody answers on sun; a burst of 100
 //!   pings fills the trap's queue, the rest is counted as `trap_queue_full`, the daemon keeps
 //!   running and the trap stays.
@@ -61,10 +64,21 @@ struct Lab {
 impl Lab {
     /// ferroswan on moon with `moon_extra`, strongSwan on sun unless `no_peer`.
     fn start(initiation: FerroswanInitiation, moon_extra: ExtraSettings, no_peer: bool) -> Self {
+        Self::start_with(initiation, moon_extra, ExtraSettings::default(), no_peer)
+    }
+
+    /// Also with `sun_extra` in strongSwan's config.
+    fn start_with(
+        initiation: FerroswanInitiation,
+        moon_extra: ExtraSettings,
+        sun_extra: ExtraSettings,
+        no_peer: bool,
+    ) -> Self {
         let case = Matrix::parse(CASE).unwrap().cases.remove(0);
         let topo = Topology::builder().build().unwrap();
-        let [mut moon_cfg, sun_cfg] = gateway_configs(&case, &topo, initiation).unwrap();
+        let [mut moon_cfg, mut sun_cfg] = gateway_configs(&case, &topo, initiation).unwrap();
         moon_cfg.extra = moon_extra;
+        sun_cfg.extra = sun_extra;
         let base = topo.log_dir().to_path_buf();
         let start = |cfg: &GatewayConfig, ns| {
             let dir = base.join(cfg.name);
@@ -321,5 +335,33 @@ fn trap_with_an_unreachable_peer_counts_overflow() {
     assert!(moon.process.try_wait().unwrap().is_none(), "ferroswan exited");
     let lab = Lab { moon, sun: lab.sun, topo: lab.topo };
     assert_eq!(trap_policies(&lab.moon.socket).len(), 1);
+    lab.close();
+}
+
+#[test]
+#[ignore = "needs root and strongSwan"]
+fn a_refused_negotiation_drops_the_held_packets_and_keeps_the_trap() {
+    // strongSwan reads the later `esp_proposals`: no ESP proposal in common.
+    let lab = Lab::start_with(
+        FerroswanInitiation::UpCommand,
+        ExtraSettings::default().child("start_action", "trap"),
+        ExtraSettings::default().child("esp_proposals", "aes256-sha512-modp4096"),
+        false,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let (ok, _, took) = lab.ping_once();
+    assert!(!ok, "a reply without a CHILD_SA?{}", lab.logs());
+    eprintln!("refused: ping gave up after {took:?}");
+    let trap = the_trap(&lab);
+    eprintln!("trap after the refusal: {}", ferroswan::status::to_json(&trap));
+    assert_eq!(counter(&trap, "ferroswan-acquires"), 1, "{trap:?}");
+    assert_eq!(counter(&trap, "ferroswan-failed"), 1, "{trap:?}{}", lab.logs());
+    assert_eq!(counter(&trap, "ferroswan-queued"), 0, "{trap:?}");
+    // After the retry delay (3 s, and ping waited 8 s), the next packet asks again.
+    let (ok, _, _) = lab.ping_once();
+    assert!(!ok);
+    let trap = the_trap(&lab);
+    assert_eq!(counter(&trap, "ferroswan-acquires"), 2, "{trap:?}");
+    assert_eq!(counter(&trap, "ferroswan-failed"), 2, "{trap:?}");
     lab.close();
 }
