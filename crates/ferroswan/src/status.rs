@@ -447,6 +447,31 @@ impl StatusHandler {
             Err(e) => Message::new().kv("success", "no").kv("errmsg", &e),
         }
     }
+    /// `install`/`uninstall` (swanctl `--install`/`--uninstall --child X [--ike Y]`): a trap
+    /// policy for a child, on the IKE thread.
+    fn trap_command(&self, name: &str, request: &Message) -> Message {
+        let fail = |e: &str| Message::new().kv("success", "no").kv("errmsg", e);
+        let Some(ike) = &self.ike else { return fail("no IKE connections configured") };
+        let Some(child) = request.get_str("child").map(str::to_owned) else {
+            return fail("missing configuration name");
+        };
+        let conn = request.get_str("ike").map(str::to_owned);
+        let (reply, rx) = std::sync::mpsc::channel();
+        let command = if name == "install" {
+            crate::ike::Command::InstallTrap { conn, child, reply }
+        } else {
+            crate::ike::Command::UninstallTrap { conn, child, reply }
+        };
+        if ike.tx.send(crate::ike::Input::Command(command)).is_err() {
+            return fail("IKE thread is not running");
+        }
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(_)) => Message::new().kv("success", "yes"),
+            Ok(Err(e)) => fail(&e),
+            Err(_) => fail("the IKE thread did not answer"),
+        }
+    }
+
     /// A handler reporting on `dp`, whose SAs were installed at `installed`, served by
     /// `workers` data-plane threads.
     pub fn new(dp: std::sync::Arc<Dataplane>, installed: Instant, workers: u64) -> Self {
@@ -542,6 +567,7 @@ impl crate::vici::Handler for StatusHandler {
                 Some(Message::new())
             }
             "initiate" | "terminate" => Some(self.control(name, request, events)),
+            "install" | "uninstall" => Some(self.trap_command(name, request)),
             "load-conn" | "unload-conn" | "get-conns" | "list-conns" | "load-shared"
             | "unload-shared" | "get-shared" | "clear-creds" | "get-keys" | "get-authorities"
             | "get-pools" | "load-cert" | "load-key" | "load-token" | "load-authority"

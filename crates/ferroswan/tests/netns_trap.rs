@@ -12,7 +12,8 @@
 //!   `ping -c 1 -W 8` from lan_a gets its reply, so the one echo request was held and sent once
 //!   the CHILD_SA was up; then both sides list the SA and strongSwan's counts the packet in.
 //!   `swanctl --terminate` on ferroswan's side takes the SA down; the trap stays and the next
-//!   single ping brings it up again.
+//!   single ping brings it up again. Last, `swanctl --uninstall` / `--install --child net`
+//!   against ferroswan remove the trap and put it back.
 //! - [`close_action_trap_catches_traffic_after_the_peer_closes`]: ferroswan starts the tunnel
 //!   (`start_action = start`, `close_action = trap`) and has no trap while it is up; strongSwan
 //!   terminates the IKE SA; ferroswan then has no SA but a trap, and the next single ping brings
@@ -256,6 +257,16 @@ fn start_action_trap_brings_the_tunnel_up_with_the_first_packet() {
     eprintln!("after terminate: reply after {rtt:?} ms (ping ran {took:?})");
     assert_eq!(counter(&the_trap(&lab), "ferroswan-acquires"), 2);
     wait_child_up(&lab.moon, SA_TIMEOUT, None).unwrap();
+
+    // swanctl --uninstall / --install against ferroswan: the trap goes and comes back.
+    let out = swanctl(&lab.moon, &["--uninstall", "--child", CONN]).unwrap();
+    assert!(out.status.success(), "swanctl --uninstall: {out:?}");
+    assert!(trap_policies(&lab.moon.socket).is_empty());
+    let out = swanctl(&lab.moon, &["--uninstall", "--child", CONN]).unwrap();
+    assert!(!out.status.success(), "a second --uninstall must fail: {out:?}");
+    let out = swanctl(&lab.moon, &["--install", "--child", CONN]).unwrap();
+    assert!(out.status.success(), "swanctl --install: {out:?}");
+    assert_eq!(the_trap(&lab).get_str("mode"), Some("TUNNEL"));
     lab.close();
 }
 

@@ -670,6 +670,8 @@ mod tests {
                         )
                     }
                     Command::Terminate { conn, .. } => format!("terminate {conn}"),
+                    Command::InstallTrap { child, .. } => format!("install {child}"),
+                    Command::UninstallTrap { child, .. } => format!("uninstall {child}"),
                 };
                 log.lock().unwrap().push(line);
             }

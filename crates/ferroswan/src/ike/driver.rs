@@ -123,6 +123,24 @@ pub enum Command {
         /// Answer.
         reply: Sender<Result<String, String>>,
     },
+    /// Install a trap policy for a child (VICI `install`, swanctl `--install`).
+    InstallTrap {
+        /// Connection name; `None`: the first connection with `child`.
+        conn: Option<String>,
+        /// Child name.
+        child: String,
+        /// Answer.
+        reply: Sender<Result<String, String>>,
+    },
+    /// Remove a child's trap policy (VICI `uninstall`, swanctl `--uninstall`).
+    UninstallTrap {
+        /// Connection name; `None`: any.
+        conn: Option<String>,
+        /// Child name.
+        child: String,
+        /// Answer.
+        reply: Sender<Result<String, String>>,
+    },
     /// Replace the connection table (VICI `load-conn`/`unload-conn`): new IKE SAs, initiated
     /// or answered, use these; established ones keep the config they were made with.
     SetConnections {
@@ -237,6 +255,10 @@ pub struct Driver {
     /// Installed traps by (connection, child).
     traps: BTreeMap<(String, String), Trap>,
     next_trap_id: u64,
+    /// Traps installed by VICI `install` (swanctl `--install`).
+    manual_traps: std::collections::BTreeSet<(String, String)>,
+    /// Traps removed by VICI `uninstall` until the connections are loaded again.
+    uninstalled: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Driver {
@@ -282,6 +304,8 @@ impl Driver {
             armed: std::collections::BTreeSet::new(),
             traps: BTreeMap::new(),
             next_trap_id: 0,
+            manual_traps: std::collections::BTreeSet::new(),
+            uninstalled: std::collections::BTreeSet::new(),
         })
     }
 
@@ -292,7 +316,55 @@ impl Driver {
             actions.iter().any(|a| &a.conn == conn && &a.child == child && (a.close || a.dpd))
         });
         self.trap_actions = actions;
+        let conns: Vec<String> =
+            self.endpoint.connections().iter().map(|c| c.name.clone()).collect();
+        self.manual_traps.retain(|(conn, _)| conns.contains(conn));
+        self.uninstalled.clear();
         self.sync_traps();
+    }
+
+    /// VICI `install`: a trap policy for `child` (of `conn`, or the first connection that has
+    /// it), as swanctl `--install` asks charon for one.
+    fn install_trap(&mut self, conn: Option<String>, child: &str) -> Result<String, String> {
+        let conn = conn
+            .or_else(|| {
+                self.endpoint
+                    .connections()
+                    .iter()
+                    .find(|c| c.child(child).is_some())
+                    .map(|c| c.name.clone())
+            })
+            .ok_or_else(|| format!("configuration name not found: {child}"))?;
+        self.trap_selectors(&conn, child)?;
+        let key = (conn, child.to_owned());
+        self.uninstalled.remove(&key);
+        self.manual_traps.insert(key.clone());
+        self.sync_traps();
+        if self.traps.contains_key(&key) {
+            Ok(format!("trap policy {}/{} installed", key.0, key.1))
+        } else {
+            Err(format!("installing policy '{child}' failed"))
+        }
+    }
+
+    /// VICI `uninstall`: removes the trap policy of `child` (of `conn`, or any connection).
+    fn uninstall_trap(&mut self, conn: Option<&str>, child: &str) -> Result<String, String> {
+        let keys: Vec<(String, String)> = self
+            .traps
+            .keys()
+            .filter(|(c, ch)| ch == child && conn.is_none_or(|conn| conn == c))
+            .cloned()
+            .collect();
+        if keys.is_empty() {
+            return Err(format!("policy '{child}' does not exist"));
+        }
+        for key in keys {
+            self.manual_traps.remove(&key);
+            self.armed.remove(&key);
+            self.uninstalled.insert(key);
+        }
+        self.sync_traps();
+        Ok(format!("trap policy '{child}' uninstalled"))
     }
 
     /// The endpoint (for initiating at startup).
@@ -400,6 +472,12 @@ impl Driver {
                 self.set_trap_actions(traps);
                 let _ = reply.send(Ok(format!("{count} connection(s) loaded")));
             }
+            Input::Command(Command::InstallTrap { conn, child, reply }) => {
+                let _ = reply.send(self.install_trap(conn, &child));
+            }
+            Input::Command(Command::UninstallTrap { conn, child, reply }) => {
+                let _ = reply.send(self.uninstall_trap(conn.as_deref(), &child));
+            }
             Input::Acquire { trap, flow } => self.acquire(trap, &flow),
         }
     }
@@ -408,17 +486,24 @@ impl Driver {
     /// whose selectors changed with their connection), and routes their remote selectors into
     /// the TUN.
     fn sync_traps(&mut self) {
+        let mut keys: std::collections::BTreeSet<(String, String)> = self
+            .trap_actions
+            .iter()
+            .filter(|a| a.start)
+            .map(|a| (a.conn.clone(), a.child.clone()))
+            .collect();
+        keys.extend(self.armed.iter().cloned());
+        keys.extend(self.manual_traps.iter().cloned());
         let mut wanted = BTreeMap::new();
-        for a in &self.trap_actions {
-            let key = (a.conn.clone(), a.child.clone());
-            if !(a.start || self.armed.contains(&key)) {
+        for key in keys {
+            if self.uninstalled.contains(&key) {
                 continue;
             }
-            match self.trap_selectors(&a.conn, &a.child) {
+            match self.trap_selectors(&key.0, &key.1) {
                 Ok(found) => {
                     wanted.insert(key, found);
                 }
-                Err(e) => tracing::warn!("trap policy for {}/{}: {e}", a.conn, a.child),
+                Err(e) => tracing::warn!("trap policy for {}/{}: {e}", key.0, key.1),
             }
         }
         let mut changed = false;
