@@ -113,6 +113,8 @@ pub fn run(config_path: &Path, socket: Option<PathBuf>) -> Result<(), Box<dyn Er
     );
 
     let dp = Arc::new(Dataplane::new());
+    // Packets held by trap policies leave through the same sockets.
+    dp.set_net_tx(net.clone());
     let sa_count = plan.tables.outbound.len();
     dp.install(plan.tables);
     let tun_ifindex = tun.ifindex();

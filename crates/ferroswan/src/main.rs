@@ -151,6 +151,10 @@ fn status(socket: &PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>
         let mut client = Client::connect(socket).await?;
         let (events, _) = client.request_streaming("list-sas", &Message::new(), "list-sa").await?;
         let stats = client.request("stats", &Message::new()).await?;
+        let (policies, _) = client
+            .request_streaming("list-policies", &Message::new().kv("trap", "yes"), "list-policy")
+            .await
+            .unwrap_or_default();
         // Our own command: the last failed negotiation per connection (absent on strongSwan).
         let failures =
             client.request("ferroswan-failures", &Message::new()).await.unwrap_or_default();
@@ -158,11 +162,13 @@ fn status(socket: &PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>
             let value = serde_json::json!({
                 "sas": events.iter().map(ferroswan::status::to_json).collect::<Vec<_>>(),
                 "stats": ferroswan::status::to_json(&stats),
+                "trap-policies": policies.iter().map(ferroswan::status::to_json).collect::<Vec<_>>(),
                 "last-failures": ferroswan::status::to_json(&failures),
             });
             println!("{}", serde_json::to_string_pretty(&value)?);
         } else {
             print!("{}", ferroswan::status::render(&events, &stats));
+            print!("{}", ferroswan::status::render_policies(&policies));
             let failures = ferroswan::status::to_json(&failures);
             if let Some(map) = failures.as_object().filter(|m| !m.is_empty()) {
                 println!("last failure per connection:");

@@ -198,6 +198,76 @@ pub fn list_sa_events(dp: &Dataplane, installed: Instant, now: Instant) -> Vec<M
         .collect()
 }
 
+/// `list-policy` events for VICI `list-policies`, in charon's shape: one section
+/// `<conn>/<child>` per trap policy with `child`, `ike`, `mode` (`TUNNEL`/`TRANSPORT`),
+/// `local-ts` and `remote-ts`, plus (not charon keys, swanctl skips them) the trap's queue and
+/// counters: `ferroswan-queued`, `-acquires`, `-held`, `-sent`, `-queue-full`, `-failed`.
+///
+/// As in charon, traps are listed only when the request has `trap` (swanctl `--list-pols`
+/// sends it unless `--drop` or `--pass` alone is given), and only those of child `child` when
+/// given. There are no drop or pass shunt policies to list.
+pub fn list_policy_events(dp: &Dataplane, request: &Message) -> Vec<Message> {
+    if request.get("trap").is_none() {
+        return Vec::new();
+    }
+    let only = request.get_str("child");
+    dp.tables()
+        .traps
+        .iter()
+        .filter(|t| only.is_none_or(|c| c == t.child))
+        .map(|t| {
+            let stats = t.stats();
+            let policy = Message::new()
+                .kv("child", &t.child)
+                .kv("ike", &t.conn)
+                .kv(
+                    "mode",
+                    match t.mode {
+                        Mode::Tunnel => "TUNNEL",
+                        Mode::Transport => "TRANSPORT",
+                    },
+                )
+                .list("local-ts", t.selectors.local.iter().map(ToString::to_string))
+                .list("remote-ts", t.selectors.remote.iter().map(ToString::to_string))
+                .kv_display("ferroswan-queued", stats.queued)
+                .kv_display("ferroswan-acquires", stats.acquires)
+                .kv_display("ferroswan-held", stats.held)
+                .kv_display("ferroswan-sent", stats.sent)
+                .kv_display("ferroswan-queue-full", stats.queue_full)
+                .kv_display("ferroswan-failed", stats.failed);
+            Message::new().section(t.name(), policy)
+        })
+        .collect()
+}
+
+/// Renders `list-policy` events (trap policies) the way `ferroswan status` shows them.
+pub fn render_policies(events: &[Message]) -> String {
+    let mut out = String::new();
+    for event in events {
+        for (name, p) in event.sections() {
+            let g = |k| p.get_str(k).unwrap_or("-");
+            let _ = writeln!(
+                out,
+                "{name}: trap policy, {}: {} === {}",
+                g("mode"),
+                p.get_str_list("local-ts").unwrap_or_default().join(", "),
+                p.get_str_list("remote-ts").unwrap_or_default().join(", "),
+            );
+            let _ = writeln!(
+                out,
+                "  queued {}, acquires {}, held {}, sent {}, dropped: queue full {}, failed {}",
+                g("ferroswan-queued"),
+                g("ferroswan-acquires"),
+                g("ferroswan-held"),
+                g("ferroswan-sent"),
+                g("ferroswan-queue-full"),
+                g("ferroswan-failed"),
+            );
+        }
+    }
+    out
+}
+
 /// Human-readable uptime, as strongSwan prints it (`5 minutes`, `2 hours`, `3 days`).
 pub fn uptime_text(uptime: Duration) -> String {
     let s = uptime.as_secs();
@@ -390,6 +460,31 @@ impl StatusHandler {
             Err(e) => Message::new().kv("success", "no").kv("errmsg", &e),
         }
     }
+    /// `install`/`uninstall` (swanctl `--install`/`--uninstall --child X [--ike Y]`): a trap
+    /// policy for a child, on the IKE thread.
+    fn trap_command(&self, name: &str, request: &Message) -> Message {
+        let fail = |e: &str| Message::new().kv("success", "no").kv("errmsg", e);
+        let Some(ike) = &self.ike else { return fail("no IKE connections configured") };
+        let Some(child) = request.get_str("child").map(str::to_owned) else {
+            return fail("missing configuration name");
+        };
+        let conn = request.get_str("ike").map(str::to_owned);
+        let (reply, rx) = std::sync::mpsc::channel();
+        let command = if name == "install" {
+            crate::ike::Command::InstallTrap { conn, child, reply }
+        } else {
+            crate::ike::Command::UninstallTrap { conn, child, reply }
+        };
+        if ike.tx.send(crate::ike::Input::Command(command)).is_err() {
+            return fail("IKE thread is not running");
+        }
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(_)) => Message::new().kv("success", "yes"),
+            Ok(Err(e)) => fail(&e),
+            Err(_) => fail("the IKE thread did not answer"),
+        }
+    }
+
     /// A handler reporting on `dp`, whose SAs were installed at `installed`, served by
     /// `workers` data-plane threads.
     pub fn new(dp: std::sync::Arc<Dataplane>, installed: Instant, workers: u64) -> Self {
@@ -478,7 +573,14 @@ impl crate::vici::Handler for StatusHandler {
                 }
                 Some(Message::new())
             }
+            "list-policies" => {
+                for event in list_policy_events(&self.dp, request) {
+                    events.emit("list-policy", event);
+                }
+                Some(Message::new())
+            }
             "initiate" | "terminate" | "rekey" => Some(self.control(name, request, events)),
+            "install" | "uninstall" => Some(self.trap_command(name, request)),
             "load-conn" | "unload-conn" | "get-conns" | "list-conns" | "load-shared"
             | "unload-shared" | "get-shared" | "clear-creds" | "get-keys" | "get-authorities"
             | "get-pools" | "load-cert" | "load-key" | "load-token" | "load-authority"
@@ -538,6 +640,45 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::vici::{Client, Server, ServerConfig};
+
+    #[test]
+    fn list_policies_shows_traps_with_charons_keys_when_asked() {
+        let dp = Dataplane::new();
+        let mut tables = crate::dataplane::Tables::default();
+        let selectors = ferroswan_proto::policy::SaSelectors::new(
+            vec!["10.1.0.0/16".parse().unwrap()],
+            vec!["10.2.0.0/16".parse().unwrap(), "fd02::/64".parse().unwrap()],
+        );
+        let trap =
+            Arc::new(crate::dataplane::TrapEntry::new(1, "gw", "net", Mode::Tunnel, selectors));
+        trap.hold(b"held", Instant::now());
+        tables.add_trap(trap);
+        dp.install(tables);
+        // As charon: traps only with `trap`, and only child `child` when given.
+        assert!(list_policy_events(&dp, &Message::new()).is_empty());
+        let only_other = Message::new().kv("trap", "yes").kv("child", "other");
+        assert!(list_policy_events(&dp, &only_other).is_empty());
+        let events = list_policy_events(&dp, &Message::new().kv("trap", "yes").kv("child", "net"));
+        assert_eq!(events.len(), 1);
+        let p = events[0].get_section("gw/net").unwrap();
+        assert_eq!(
+            (p.get_str("child"), p.get_str("ike"), p.get_str("mode")),
+            (Some("net"), Some("gw"), Some("TUNNEL"))
+        );
+        assert_eq!(p.get_str_list("remote-ts").unwrap(), ["10.2.0.0/16", "fd02::/64"]);
+        assert_eq!(
+            (p.get_str("ferroswan-queued"), p.get_str("ferroswan-acquires")),
+            (Some("1"), Some("1"))
+        );
+        let text = render_policies(&events);
+        assert!(
+            text.starts_with(
+                "gw/net: trap policy, TUNNEL: 10.1.0.0/16 === 10.2.0.0/16, fd02::/64\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("queued 1, acquires 1, held 1, sent 0"), "{text}");
+    }
 
     fn dataplane() -> Arc<Dataplane> {
         let text = "manual {\n gw {\n local_addrs = 192.0.2.1\n remote_addrs = 192.0.2.2\n \

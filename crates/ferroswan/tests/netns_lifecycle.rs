@@ -41,7 +41,9 @@
 //! check starts only when the flow stops being answered), once with ferroswan responding and an
 //! idle tunnel (liveness exchanges every 5 s until the kill).
 //!
-//! `dpd_action = restart|trap` and `start_action = trap` are not implemented yet and not tested.
+//! `start_action = trap` and `close_action = trap` are tested in `netns_trap.rs`;
+//! `dpd_action = trap` uses the same trap policies (armed when DPD declares the peer dead) but
+//! has no netns test against strongSwan yet.
 //!
 //! Needs root and strongSwan: `#[ignore]`d, run by `scripts/test`.
 

@@ -10,7 +10,9 @@
 //!    ESP and outer headers are written in place later.
 //! 2. **Policy lookup** (per packet): the flow key (addresses, protocol, ports) goes through the
 //!    SPD of the current [`Tables`] snapshot; `Protect(sa)` picks the outbound SA. A packet that
-//!    matches nothing is dropped and counted as [`DropReason::NoPolicy`].
+//!    matches nothing is dropped and counted as [`DropReason::NoPolicy`]. A packet that hits a
+//!    `Trap` is copied into that trap's bounded queue and the IKE thread is asked to bring the
+//!    SA up ([`trap`]).
 //! 3. **Seal** (per packet, in place): sequence number (atomic per SA), padding, AEAD.
 //! 4. **Send batch** (sequential): all sealed packets of the batch leave in one
 //!    [`NetTx::send_batch`] call (sendmmsg per socket in the daemon), raw ESP or UDP 4500 per
@@ -44,6 +46,7 @@
 pub mod inbound;
 pub mod outbound;
 pub mod testing;
+pub mod trap;
 
 use std::collections::HashMap;
 use std::io;
@@ -55,6 +58,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use ferroswan_proto::esp::{DropReason, InboundSa, OutboundSa, PacketBuf};
 use ferroswan_proto::policy::{Action, SaSelectors, Spd};
+use ferroswan_proto::wire::FlowKey;
+
+pub use trap::TrapEntry;
 
 /// Packets handled per wake-up of a worker.
 pub const BATCH: usize = 64;
@@ -169,12 +175,14 @@ pub struct InboundEntry {
 /// One snapshot of the security policy and SA databases.
 #[derive(Debug, Default)]
 pub struct Tables {
-    /// Outbound policies; `Protect(i)` is an index into `outbound`.
+    /// Outbound policies; `Protect(i)` is an index into `outbound`, `Trap(i)` into `traps`.
     pub spd: Spd<usize>,
     /// Outbound SAs.
     pub outbound: Vec<Arc<OutboundEntry>>,
     /// Inbound SAs by SPI.
     pub inbound: HashMap<u32, Arc<InboundEntry>>,
+    /// Trap policies (on-demand SAs).
+    pub traps: Vec<Arc<TrapEntry>>,
 }
 
 impl Tables {
@@ -183,6 +191,15 @@ impl Tables {
         let index = self.outbound.len();
         self.outbound.push(entry);
         self.spd.insert(selectors, Action::Protect(index));
+        index
+    }
+
+    /// Adds a trap policy for its selectors; returns its index. It loses to any SA policy of
+    /// the same specificity ([`Spd`]).
+    pub fn add_trap(&mut self, entry: Arc<TrapEntry>) -> usize {
+        let index = self.traps.len();
+        self.spd.insert(entry.selectors.clone(), Action::Trap(index));
+        self.traps.push(entry);
         index
     }
 
@@ -244,10 +261,16 @@ pub struct Dataplane {
     tables: ArcSwap<Tables>,
     counters: GlobalCounters,
     ike_sink: std::sync::OnceLock<IkeSink>,
+    acquire_sink: std::sync::OnceLock<AcquireSink>,
+    net_tx: std::sync::OnceLock<Arc<dyn NetTx>>,
 }
 
 /// Where IKE messages that arrive on the NAT-T port go: `(our address, sender, message)`.
 pub type IkeSink = Box<dyn Fn(IpAddr, SocketAddr, &[u8]) + Send + Sync>;
+
+/// Where acquires go: `(trap id, the trapped packet's flow)`; called from the outbound worker
+/// at most once per pending acquire of a trap.
+pub type AcquireSink = Box<dyn Fn(u64, &FlowKey) + Send + Sync>;
 
 impl std::fmt::Debug for Dataplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -255,6 +278,8 @@ impl std::fmt::Debug for Dataplane {
             .field("tables", &self.tables)
             .field("counters", &self.counters)
             .field("ike_sink", &self.ike_sink.get().is_some())
+            .field("acquire_sink", &self.acquire_sink.get().is_some())
+            .field("net_tx", &self.net_tx.get().is_some())
             .finish()
     }
 }
@@ -291,6 +316,82 @@ impl Dataplane {
         if let Some(sink) = self.ike_sink.get() {
             sink(local, remote, message);
         }
+    }
+
+    /// Hands acquires (a packet hit a trap with no acquire pending) to `sink` (the IKE
+    /// thread). Set once; later calls are ignored. Without a sink, trapped packets wait in
+    /// their queue until it is released or fails.
+    pub fn set_acquire_sink(&self, sink: AcquireSink) {
+        let _ = self.acquire_sink.set(sink);
+    }
+
+    /// Signals an acquire for trap `id`, if a sink is set.
+    pub(crate) fn acquire(&self, id: u64, flow: &FlowKey) {
+        if let Some(sink) = self.acquire_sink.get() {
+            sink(id, flow);
+        }
+    }
+
+    /// The sending side [`release_trap`](Self::release_trap) uses (the daemon's sockets, the
+    /// same the outbound worker sends on). Set once; later calls are ignored.
+    pub fn set_net_tx(&self, net: Arc<dyn NetTx>) {
+        let _ = self.net_tx.set(net);
+    }
+
+    /// The SA of `trap` is installed: sends its held packets, oldest first, through the
+    /// current tables (as the outbound worker would) and empties its queue. Returns how many
+    /// packets left. Packets no SA covers (the SA was narrowed) hit the trap again.
+    ///
+    /// Called on the IKE thread right after the new tables are in place; packets the outbound
+    /// worker seals in between may overtake the held ones.
+    pub fn release_trap(&self, trap: &TrapEntry) -> usize {
+        let mut bufs = Vec::new();
+        trap.release(|packet| {
+            let mut buf = PacketBuf::new(BUF_SIZE, PacketBuf::DEFAULT_HEADROOM);
+            if buf.load(PacketBuf::DEFAULT_HEADROOM, packet).is_ok() {
+                bufs.push(buf);
+            }
+        });
+        if bufs.is_empty() {
+            return 0;
+        }
+        let Some(net) = self.net_tx.get() else {
+            for _ in &bufs {
+                self.counters.record_drop(DropReason::TrapFailed);
+            }
+            return 0;
+        };
+        let mut sends = Vec::with_capacity(bufs.len());
+        outbound::process_batch(self, &mut bufs, &mut sends);
+        if sends.is_empty() {
+            return 0;
+        }
+        if let Err(e) = net.send_batch(&bufs, &sends) {
+            self.counters.io_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("sending the packets held by trap {}: {e}", trap.name());
+            return 0;
+        }
+        sends.len()
+    }
+
+    /// The negotiation of `trap`'s SA failed: drops its held packets (counted as
+    /// [`DropReason::TrapFailed`]) and lets traffic retry after
+    /// [`trap::RETRY_DELAY`]. Returns how many were dropped.
+    pub fn fail_trap(&self, trap: &TrapEntry, now: std::time::Instant) -> usize {
+        let n = trap.fail(now);
+        for _ in 0..n {
+            self.counters.record_drop(DropReason::TrapFailed);
+        }
+        n
+    }
+
+    /// `trap` is removed: drops its held packets (counted as [`DropReason::TrapFailed`]).
+    pub fn discard_trap(&self, trap: &TrapEntry) -> usize {
+        let n = trap.discard();
+        for _ in 0..n {
+            self.counters.record_drop(DropReason::TrapFailed);
+        }
+        n
     }
 }
 

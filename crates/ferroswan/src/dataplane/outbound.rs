@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use ferroswan_proto::esp::{DropReason, Mode, PacketBuf, Sealed};
 use ferroswan_proto::policy::Action;
@@ -9,7 +10,8 @@ use ferroswan_proto::wire::FlowKey;
 use ferroswan_proto::wire::ip::{esp_insertion_point, flow_key};
 
 use super::{
-    BATCH, Dataplane, Destination, NetTx, OutboundEntry, POLL_INTERVAL, TunDevice, buffer_pool,
+    BATCH, Dataplane, Destination, NetTx, OutboundEntry, POLL_INTERVAL, TrapEntry, TunDevice,
+    buffer_pool,
 };
 
 /// Runs the outbound pipeline until `stop` is set.
@@ -56,6 +58,13 @@ pub fn process_batch(
         }
         let entry = match tables.spd.lookup_outbound(&flow) {
             Some(Action::Protect(index)) => tables.outbound.get(*index),
+            Some(Action::Trap(index)) => {
+                if let Some(trap) = tables.traps.get(*index) {
+                    hold(dp, trap, buf.data(), &flow);
+                    continue;
+                }
+                None
+            }
             // Bypass traffic is never routed into the tunnel; reaching us it has no SA either.
             Some(Action::Bypass | Action::Discard) | None => None,
         };
@@ -74,6 +83,27 @@ pub fn process_batch(
         if seal(entry, buf).is_ok() {
             sends.push((entry.dst, i));
         }
+    }
+}
+
+/// A packet hit `trap`: queue a copy, and ask for the SA unless an acquire is pending.
+#[cold]
+fn hold(dp: &Dataplane, trap: &TrapEntry, packet: &[u8], flow: &FlowKey) {
+    let held = trap.hold(packet, Instant::now());
+    if !held.queued {
+        dp.counters.record_drop(DropReason::TrapQueueFull);
+    }
+    if held.acquire {
+        tracing::debug!(
+            "trap {}: {:?} {} -> {} (ports {} -> {}) starts the negotiation",
+            trap.name(),
+            flow.protocol,
+            flow.src,
+            flow.dst,
+            flow.src_port,
+            flow.dst_port
+        );
+        dp.acquire(trap.id, flow);
     }
 }
 

@@ -309,3 +309,66 @@ fn link_scope_packets_are_ignored_not_counted_as_drops() {
     assert_eq!(s.a.counters().link_local_ignored(), 1);
     assert_eq!(s.a.counters().drops(DropReason::NoPolicy), 0);
 }
+
+#[test]
+fn a_trap_holds_packets_acquires_once_and_releases_them_through_the_sa() {
+    let s = tunnel_sides();
+    let selectors = SaSelectors::new(vec![ts("10.1.0.0/16")], vec![ts("10.2.0.0/16")]);
+    let trap = Arc::new(TrapEntry::with_limits(7, "gw", "net", Mode::Tunnel, selectors, 3, 4096));
+    // Only the trap: nothing leaves, the first packet acquires, the queue takes three.
+    let mut only_trap = Tables::default();
+    only_trap.add_trap(trap.clone());
+    s.a.install(only_trap);
+    let acquired = Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let acquired = acquired.clone();
+        s.a.set_acquire_sink(Box::new(move |id, flow| {
+            acquired.lock().unwrap().push((id, flow.dst));
+        }));
+    }
+    let packets: Vec<Vec<u8>> =
+        (0..5u8).map(|i| udp4([10, 1, 0, 5], [10, 2, 0, 7], &[i; 10])).collect();
+    assert!(send(&s.a, &packets).is_empty());
+    assert_eq!(*acquired.lock().unwrap(), [(7, IpAddr::from([10, 2, 0, 7]))]);
+    assert_eq!(s.a.counters().drops(DropReason::TrapQueueFull), 2);
+    assert_eq!(s.a.counters().drops(DropReason::NoPolicy), 0);
+    assert_eq!(trap.stats().queued, 3);
+
+    // The SA is installed (the trap stays, and loses to it): the held packets go out through
+    // it, oldest first, and arrive whole at the peer.
+    let mut with_sa = tables(
+        Mode::Tunnel,
+        0x1001,
+        0x2002,
+        Destination::Raw(B_OUTER.into()),
+        &["10.1.0.0/16"],
+        &["10.2.0.0/16"],
+    );
+    with_sa.add_trap(trap.clone());
+    s.a.install(with_sa);
+    let link = MemLink::manual(A_OUTER.into());
+    s.a.set_net_tx(link.clone());
+    assert_eq!(s.a.release_trap(&trap), 3);
+    let wire = link.take();
+    let inner: Vec<Vec<u8>> =
+        wire.iter().map(|d| receive(&s.b, A_OUTER, d.dst, &d.bytes).unwrap()).collect();
+    assert_eq!(inner, packets[..3]);
+    assert_eq!(trap.stats().queued, 0);
+    // New traffic takes the SA, not the trap.
+    assert_eq!(send(&s.a, &packets[3..]).len(), 2);
+    assert_eq!((trap.stats().held, trap.stats().sent, trap.stats().acquires), (3, 3, 1));
+
+    // The SA goes again: the next packet acquires at once; a failed negotiation drops it.
+    let mut only_trap = Tables::default();
+    only_trap.add_trap(trap.clone());
+    s.a.install(only_trap);
+    assert!(send(&s.a, &packets[..1]).is_empty());
+    assert_eq!(acquired.lock().unwrap().len(), 2);
+    assert_eq!(s.a.fail_trap(&trap, std::time::Instant::now()), 1);
+    assert_eq!(s.a.counters().drops(DropReason::TrapFailed), 1);
+    // Within the retry delay, traffic is held but asks for nothing.
+    assert!(send(&s.a, &packets[..1]).is_empty());
+    assert_eq!(acquired.lock().unwrap().len(), 2);
+    assert_eq!(s.a.discard_trap(&trap), 1);
+    assert_eq!(s.a.counters().drops(DropReason::TrapFailed), 2);
+}

@@ -5,7 +5,7 @@
 //! | command | what it does here |
 //! |---|---|
 //! | `load-conn` | each section of the request is a connection in swanctl.conf shape (lists for `local_addrs`, `proposals`, `local_ts` …); it is typed by the same parser as the config file ([`crate::config::connection`]), turned into an [`IkeConfig`] and added, or replaces the connection of that name |
-//! | `unload-conn` | removes connection `name`; its IKE SAs stay (those of `start_action = start` children are closed, as charon does) |
+//! | `unload-conn` | removes connection `name` and its trap policies; its IKE SAs stay (those of `start_action = start` children are closed, as charon does) |
 //! | `get-conns` | `conns`: the names of the connections loaded over VICI |
 //! | `list-conns` | one `list-conn` event per connection (file and VICI), with charon's keys |
 //! | `load-shared` | an `ike` secret (`id`, `data`, `owners`) for every connection's PSK lookup |
@@ -37,7 +37,7 @@ use ferroswan_proto::ikev2::identity::Identity;
 use ferroswan_proto::ikev2::ts::TsSpec;
 
 use super::config::{SecretsPsk, ike_config};
-use super::driver::{Command, Input, Target};
+use super::driver::{Command, Input, Target, TrapActions};
 use crate::config::connection::{
     Action, AddressFamily, AuthMethod, AuthRound, Child, ChildMode, Connection, HostSpec,
     IkeVersion, Unique,
@@ -295,7 +295,8 @@ impl Control {
     fn set_connections(&self, table: &[LoadedConn]) -> Result<(), String> {
         let (reply, answer) = mpsc::channel();
         let connections = table.iter().map(|c| Arc::clone(&c.ike)).collect();
-        self.send(Command::SetConnections { connections, reply })?;
+        let traps = table.iter().flat_map(|c| TrapActions::of(&c.conn)).collect();
+        self.send(Command::SetConnections { connections, traps, reply })?;
         match answer.recv_timeout(IKE_THREAD_TIMEOUT) {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e),
@@ -654,10 +655,12 @@ mod tests {
         std::thread::spawn(move || {
             while let Ok(Input::Command(cmd)) = rx.recv() {
                 let line = match cmd {
-                    Command::SetConnections { connections, reply } => {
+                    Command::SetConnections { connections, traps, reply } => {
                         let names: Vec<_> = connections.iter().map(|c| c.name.clone()).collect();
                         let _ = reply.send(Ok(String::new()));
-                        format!("set {}", names.join(","))
+                        let traps: Vec<_> =
+                            traps.iter().map(|t| format!(" trap {}/{}", t.conn, t.child)).collect();
+                        format!("set {}{}", names.join(","), traps.concat())
                     }
                     Command::Initiate { conn, child, .. } => {
                         format!(
@@ -670,6 +673,8 @@ mod tests {
                         format!("terminate {}", target.ike.unwrap_or_default())
                     }
                     Command::Rekey { target, .. } => format!("rekey {}", target.describe()),
+                    Command::InstallTrap { child, .. } => format!("install {child}"),
+                    Command::UninstallTrap { child, .. } => format!("uninstall {child}"),
                 };
                 log.lock().unwrap().push(line);
             }
@@ -866,6 +871,17 @@ mod tests {
         );
         assert_eq!(err(&run("unload-conn", &Message::new()).0), "unload: missing connection name");
         ok(&run("unload-conn", &Message::new().kv("name", "rw")).0);
+        // A connection with trap actions: the IKE thread learns which children trap; unloading
+        // it hands over a table without them.
+        let mut trapped = swanctl_gw();
+        let Some(Element::Section(_, body)) = trapped.remove("gw") else { panic!() };
+        let children = Message::new()
+            .section("net", Message::new().kv("start_action", "trap"))
+            .section("dpd", Message::new().kv("dpd_action", "trap"))
+            .section("plain", Message::new());
+        let trapped = Message::new().section("od", body.section("children", children));
+        ok(&run("load-conn", &trapped).0);
+        ok(&run("unload-conn", &Message::new().kv("name", "od")).0);
         assert_eq!(
             commands(&seen),
             [
@@ -879,6 +895,8 @@ mod tests {
                 "set rw",
                 "set ",
                 "terminate rw",
+                "set od trap od/net trap od/dpd",
+                "set ",
             ]
         );
     }

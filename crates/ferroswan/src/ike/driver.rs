@@ -4,13 +4,27 @@
 //! ```text
 //! UDP 500 reader thread ──┐
 //! inbound worker (4500, non-ESP marker) ──┼──► channel ──► IKE thread ──► Endpoint
-//! VICI commands (initiate, terminate) ────┘                   │
+//! VICI commands (initiate, terminate) ────┤                   │
+//! outbound worker (trap hit: acquire) ────┘                   │
 //!                                       transmits ◄───────────┤ (UDP 500 / 4500 sockets)
 //!                       Dataplane::install / routes ◄─────────┘ events (ChildSaUp/Down)
 //! ```
 //!
 //! Everything the endpoint reports is logged in one line; failures are kept per connection
 //! for `ferroswan status`.
+//!
+//! # Trap policies
+//!
+//! Children with `start_action = trap` get a trap policy ([`crate::dataplane::trap`]) for their
+//! configured selectors (`dynamic` resolved to the connection's addresses) and routes for
+//! their remote selectors, from the start and whenever the connection table changes; children
+//! with `close_action = trap` (`dpd_action = trap`) get one once the peer closes (DPD declares
+//! the peer dead), as charon installs it then. An acquire from the data plane initiates the
+//! child: a CREATE_CHILD_SA when an IKE SA of the connection is up, else a new IKE SA. The
+//! held packets go out through the CHILD_SA once it is installed, or are dropped when the
+//! negotiation fails; the trap stays either way, and catches traffic again when the SA is
+//! gone. The triggering packet's addresses are not sent as the first TSi/TSr (RFC 7296 §2.9):
+//! the session API proposes the configured selectors.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -25,8 +39,11 @@ use ferroswan_proto::ikev2::config::IkeConfig;
 use ferroswan_proto::ikev2::session::{ChildSaUp, ChildState, Event, IkeSaInfo, Transmit};
 use ferroswan_proto::ikev2::{Endpoint, SessionId};
 use ferroswan_proto::policy::SaSelectors;
+use ferroswan_proto::wire::FlowKey;
 
-use crate::dataplane::{Dataplane, Destination, InboundEntry, OutboundEntry, Tables};
+use crate::config::connection::Connection;
+use crate::dataplane::trap::ACQUIRE_TIMEOUT;
+use crate::dataplane::{Dataplane, Destination, InboundEntry, OutboundEntry, Tables, TrapEntry};
 use crate::manual::cidrs;
 use crate::sys::netlink::{POLICY_TABLE, Route, RouteGuard};
 use crate::sys::socket::{Batch, RecvMeta, UdpSocket};
@@ -45,6 +62,46 @@ pub enum Input {
     },
     /// A control command.
     Command(Command),
+    /// A packet hit trap `trap` and no acquire of it is pending: bring its child up.
+    Acquire {
+        /// The trap's id ([`TrapEntry::id`]).
+        trap: u64,
+        /// The packet that hit it.
+        flow: FlowKey,
+    },
+}
+
+/// Which actions of one child use a trap policy (swanctl's `start_action`, `close_action`,
+/// `dpd_action` = `trap`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrapActions {
+    /// The connection.
+    pub conn: String,
+    /// The child.
+    pub child: String,
+    /// `start_action = trap`: a trap from the start.
+    pub start: bool,
+    /// `close_action = trap`: a trap once the peer closes the child or its IKE SA.
+    pub close: bool,
+    /// `dpd_action = trap`: a trap once the peer is found dead.
+    pub dpd: bool,
+}
+
+impl TrapActions {
+    /// The children of `conn` with any trap action.
+    pub fn of(conn: &Connection) -> Vec<Self> {
+        conn.children
+            .iter()
+            .filter(|c| c.start_action.trap || c.close_action.trap || c.dpd_action.trap)
+            .map(|c| Self {
+                conn: conn.name.clone(),
+                child: c.name.clone(),
+                start: c.start_action.trap,
+                close: c.close_action.trap,
+                dpd: c.dpd_action.trap,
+            })
+            .collect()
+    }
 }
 
 /// Control commands (VICI `initiate`/`terminate`, `ferroswan up/down`).
@@ -76,11 +133,31 @@ pub enum Command {
         /// Answer: how many SAs the rekey was started for.
         reply: Sender<Result<String, String>>,
     },
+    /// Install a trap policy for a child (VICI `install`, swanctl `--install`).
+    InstallTrap {
+        /// Connection name; `None`: the first connection with `child`.
+        conn: Option<String>,
+        /// Child name.
+        child: String,
+        /// Answer.
+        reply: Sender<Result<String, String>>,
+    },
+    /// Remove a child's trap policy (VICI `uninstall`, swanctl `--uninstall`).
+    UninstallTrap {
+        /// Connection name; `None`: any.
+        conn: Option<String>,
+        /// Child name.
+        child: String,
+        /// Answer.
+        reply: Sender<Result<String, String>>,
+    },
     /// Replace the connection table (VICI `load-conn`/`unload-conn`): new IKE SAs, initiated
     /// or answered, use these; established ones keep the config they were made with.
     SetConnections {
         /// Every connection, file and VICI ones.
         connections: Vec<Arc<IkeConfig>>,
+        /// The children of those connections with trap actions.
+        traps: Vec<TrapActions>,
         /// Answer, once the table is in place.
         reply: Sender<Result<String, String>>,
     },
@@ -212,6 +289,14 @@ struct Installed {
     seen_packets: u64,
 }
 
+/// An installed trap policy.
+struct Trap {
+    entry: Arc<TrapEntry>,
+    routes: Vec<Route>,
+    /// When the acquire being worked on arrived (`None`: none).
+    acquiring: Option<Instant>,
+}
+
 /// The IKE thread's state.
 pub struct Driver {
     endpoint: Endpoint,
@@ -232,6 +317,17 @@ pub struct Driver {
     next_reqid: u32,
     installs: u64,
     last_traffic_check: Instant,
+    /// Trap actions of every child that has one.
+    trap_actions: Vec<TrapActions>,
+    /// Children whose `close_action`/`dpd_action = trap` fired: their traps are in place.
+    armed: std::collections::BTreeSet<(String, String)>,
+    /// Installed traps by (connection, child).
+    traps: BTreeMap<(String, String), Trap>,
+    next_trap_id: u64,
+    /// Traps installed by VICI `install` (swanctl `--install`).
+    manual_traps: std::collections::BTreeSet<(String, String)>,
+    /// Traps removed by VICI `uninstall` until the connections are loaded again.
+    uninstalled: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Driver {
@@ -273,7 +369,71 @@ impl Driver {
             next_reqid: 0,
             installs: 0,
             last_traffic_check: Instant::now(),
+            trap_actions: Vec::new(),
+            armed: std::collections::BTreeSet::new(),
+            traps: BTreeMap::new(),
+            next_trap_id: 0,
+            manual_traps: std::collections::BTreeSet::new(),
+            uninstalled: std::collections::BTreeSet::new(),
         })
+    }
+
+    /// Sets the children with trap actions and installs the traps they need now.
+    pub fn set_trap_actions(&mut self, actions: Vec<TrapActions>) {
+        // A trap armed by close/dpd_action stays while the child still asks for it.
+        self.armed.retain(|(conn, child)| {
+            actions.iter().any(|a| &a.conn == conn && &a.child == child && (a.close || a.dpd))
+        });
+        self.trap_actions = actions;
+        let conns: Vec<String> =
+            self.endpoint.connections().iter().map(|c| c.name.clone()).collect();
+        self.manual_traps.retain(|(conn, _)| conns.contains(conn));
+        self.uninstalled.clear();
+        self.sync_traps();
+    }
+
+    /// VICI `install`: a trap policy for `child` (of `conn`, or the first connection that has
+    /// it), as swanctl `--install` asks charon for one.
+    fn install_trap(&mut self, conn: Option<String>, child: &str) -> Result<String, String> {
+        let conn = conn
+            .or_else(|| {
+                self.endpoint
+                    .connections()
+                    .iter()
+                    .find(|c| c.child(child).is_some())
+                    .map(|c| c.name.clone())
+            })
+            .ok_or_else(|| format!("configuration name not found: {child}"))?;
+        self.trap_selectors(&conn, child)?;
+        let key = (conn, child.to_owned());
+        self.uninstalled.remove(&key);
+        self.manual_traps.insert(key.clone());
+        self.sync_traps();
+        if self.traps.contains_key(&key) {
+            Ok(format!("trap policy {}/{} installed", key.0, key.1))
+        } else {
+            Err(format!("installing policy '{child}' failed"))
+        }
+    }
+
+    /// VICI `uninstall`: removes the trap policy of `child` (of `conn`, or any connection).
+    fn uninstall_trap(&mut self, conn: Option<&str>, child: &str) -> Result<String, String> {
+        let keys: Vec<(String, String)> = self
+            .traps
+            .keys()
+            .filter(|(c, ch)| ch == child && conn.is_none_or(|conn| conn == c))
+            .cloned()
+            .collect();
+        if keys.is_empty() {
+            return Err(format!("policy '{child}' does not exist"));
+        }
+        for key in keys {
+            self.manual_traps.remove(&key);
+            self.armed.remove(&key);
+            self.uninstalled.insert(key);
+        }
+        self.sync_traps();
+        Ok(format!("trap policy '{child}' uninstalled"))
     }
 
     /// The endpoint (for initiating at startup).
@@ -321,6 +481,11 @@ impl Driver {
                 let _ = self.routes.remove(&r);
             }
         }
+        for (_, trap) in std::mem::take(&mut self.traps) {
+            for r in trap.routes {
+                let _ = self.routes.remove(&r);
+            }
+        }
     }
 
     fn handle_input(&mut self, input: Input) {
@@ -356,11 +521,210 @@ impl Driver {
             Input::Command(Command::Rekey { target, reauth, reply }) => {
                 let _ = reply.send(self.rekey(now, &target, reauth));
             }
-            Input::Command(Command::SetConnections { connections, reply }) => {
+            Input::Command(Command::SetConnections { connections, traps, reply }) => {
                 let count = connections.len();
                 self.endpoint.set_connections(connections);
+                self.set_trap_actions(traps);
                 let _ = reply.send(Ok(format!("{count} connection(s) loaded")));
             }
+            Input::Command(Command::InstallTrap { conn, child, reply }) => {
+                let _ = reply.send(self.install_trap(conn, &child));
+            }
+            Input::Command(Command::UninstallTrap { conn, child, reply }) => {
+                let _ = reply.send(self.uninstall_trap(conn.as_deref(), &child));
+            }
+            Input::Acquire { trap, flow } => self.acquire(trap, &flow),
+        }
+    }
+
+    /// Installs the traps the children's actions ask for now, removes the others (and those
+    /// whose selectors changed with their connection), and routes their remote selectors into
+    /// the TUN.
+    fn sync_traps(&mut self) {
+        let mut keys: std::collections::BTreeSet<(String, String)> = self
+            .trap_actions
+            .iter()
+            .filter(|a| a.start)
+            .map(|a| (a.conn.clone(), a.child.clone()))
+            .collect();
+        keys.extend(self.armed.iter().cloned());
+        keys.extend(self.manual_traps.iter().cloned());
+        let mut wanted = BTreeMap::new();
+        for key in keys {
+            if self.uninstalled.contains(&key) {
+                continue;
+            }
+            match self.trap_selectors(&key.0, &key.1) {
+                Ok(found) => {
+                    wanted.insert(key, found);
+                }
+                Err(e) => tracing::warn!("trap policy for {}/{}: {e}", key.0, key.1),
+            }
+        }
+        let mut changed = false;
+        let keys: Vec<_> = self.traps.keys().cloned().collect();
+        for key in keys {
+            let keep = self.traps.get(&key).is_some_and(|t| {
+                wanted.get(&key).is_some_and(|(sel, mode, _)| {
+                    *sel == t.entry.selectors && *mode == t.entry.mode
+                })
+            });
+            if keep {
+                wanted.remove(&key);
+            } else if let Some(trap) = self.traps.remove(&key) {
+                let dropped = self.dp.discard_trap(&trap.entry);
+                tracing::info!(
+                    "trap policy {} removed{}",
+                    trap.entry.name(),
+                    if dropped > 0 {
+                        format!(", {dropped} held packet(s) dropped")
+                    } else {
+                        String::new()
+                    }
+                );
+                self.remove_routes(&trap.routes);
+                changed = true;
+            }
+        }
+        for ((conn, child), (selectors, mode, local)) in wanted {
+            self.next_trap_id += 1;
+            let entry = Arc::new(TrapEntry::new(self.next_trap_id, &conn, &child, mode, selectors));
+            let routes = self.routes_for(&entry.selectors.remote, mode, local);
+            self.add_routes(&routes);
+            tracing::info!(
+                "trap policy {} installed: {} === {}",
+                entry.name(),
+                ferroswan_proto::ikev2::ts::List(&entry.selectors.local),
+                ferroswan_proto::ikev2::ts::List(&entry.selectors.remote)
+            );
+            self.traps.insert((conn, child), Trap { entry, routes, acquiring: None });
+            changed = true;
+        }
+        if changed {
+            self.rebuild_tables();
+        }
+    }
+
+    /// A trap's selectors: the child's configured ones, `dynamic` resolved to the addresses
+    /// the connection would be initiated between; with its mode and our address.
+    fn trap_selectors(
+        &self,
+        conn: &str,
+        child: &str,
+    ) -> Result<(SaSelectors, ferroswan_proto::esp::Mode, SocketAddr), String> {
+        let config = self
+            .endpoint
+            .connections()
+            .iter()
+            .find(|c| c.name == conn)
+            .ok_or_else(|| format!("no connection named '{conn}'"))?;
+        let child = config.child(child).ok_or_else(|| format!("no child named '{child}'"))?;
+        let remote = *config
+            .remote_addrs
+            .first()
+            .ok_or("the connection has no single remote address to initiate to (remote_addrs)")?;
+        let local = match config.local_addrs.first() {
+            Some(ip) => *ip,
+            None => source_for(remote).map_err(|e| format!("no route to {remote}: {e}"))?,
+        };
+        let selectors = SaSelectors::new(
+            ferroswan_proto::ikev2::ts::resolve(&child.local_ts, local),
+            ferroswan_proto::ikev2::ts::resolve(&child.remote_ts, remote),
+        );
+        Ok((selectors, child.mode, SocketAddr::new(local, 500)))
+    }
+
+    /// A packet hit a trap: bring its child up, unless that is under way.
+    fn acquire(&mut self, id: u64, flow: &FlowKey) {
+        let now = Instant::now();
+        let Some((key, trap)) = self.traps.iter_mut().find(|(_, t)| t.entry.id == id) else {
+            return;
+        };
+        if trap.acquiring.is_some_and(|at| now.saturating_duration_since(at) < ACQUIRE_TIMEOUT) {
+            return;
+        }
+        let (conn, child) = key.clone();
+        let entry = trap.entry.clone();
+        let name = entry.name();
+        // The SA may have come up after the packet was trapped.
+        if self.children.values().any(|i| i.active && i.outbound.name == name) {
+            trap.acquiring = None;
+            self.dp.release_trap(&entry);
+            return;
+        }
+        trap.acquiring = Some(now);
+        tracing::info!(
+            "acquire: {:?} {} -> {} (ports {} -> {}) hit trap policy {name}",
+            flow.protocol,
+            flow.src,
+            flow.dst,
+            flow.src_port,
+            flow.dst_port
+        );
+        let established = self
+            .endpoint
+            .sessions()
+            .find(|(_, s)| s.config().name == conn && s.info().is_some() && !s.is_closed())
+            .map(|(id, _)| id);
+        let starting = self.endpoint.sessions().any(|(_, s)| {
+            s.config().name == conn && s.info().is_none() && s.initial_child() == Some(&child)
+        });
+        if let Some(sid) = established {
+            tracing::info!("creating CHILD_SA {name} on IKE SA [{sid}]");
+            if let Some(s) = self.endpoint.session_mut(sid) {
+                s.create_child(now, &child);
+            }
+        } else if !starting && let Err(e) = self.initiate(&conn, Some(&child)) {
+            tracing::warn!("trap policy {name}: {e}");
+            self.record_failure(&name, &e);
+            if let Some(trap) = self.traps.get_mut(&(conn, child)) {
+                trap.acquiring = None;
+            }
+            self.dp.fail_trap(&entry, now);
+        }
+    }
+
+    /// The negotiation for traps of `what` (`conn` or `conn/child`) failed: drop the packets
+    /// they hold; the traps stay.
+    fn fail_traps(&mut self, what: &str) {
+        let now = Instant::now();
+        let (conn, child) = match what.split_once('/') {
+            Some((conn, child)) => (conn, Some(child)),
+            None => (what, None),
+        };
+        for ((c, ch), trap) in &mut self.traps {
+            if c != conn || child.is_some_and(|child| child != ch) || trap.acquiring.is_none() {
+                continue;
+            }
+            trap.acquiring = None;
+            let dropped = self.dp.fail_trap(&trap.entry, now);
+            tracing::info!(
+                "trap policy {}: negotiation failed, {dropped} held packet(s) dropped; the trap stays",
+                trap.entry.name()
+            );
+        }
+    }
+
+    /// `close_action`/`dpd_action = trap` of the children of `conn` (all, or only `child`)
+    /// fire: `peer_closed` for a peer's delete, else a dead peer.
+    fn arm_traps(&mut self, conn: &str, child: Option<&str>, peer_closed: bool) {
+        let mut changed = false;
+        for a in &self.trap_actions {
+            if a.conn != conn || child.is_some_and(|c| c != a.child) {
+                continue;
+            }
+            if (peer_closed && a.close) || (!peer_closed && a.dpd) {
+                tracing::info!(
+                    "{}_action = trap: installing trap policy for {}/{}",
+                    if peer_closed { "close" } else { "dpd" },
+                    a.conn,
+                    a.child
+                );
+                changed |= self.armed.insert((a.conn.clone(), a.child.clone()));
+            }
+        }
+        if changed {
+            self.sync_traps();
         }
     }
 
@@ -643,9 +1007,16 @@ impl Driver {
                     self.remove_routes(&installed.routes);
                 }
                 self.rebuild_tables();
-                let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(sa) = st.sas.get_mut(&id.0) {
-                    sa.children.retain(|c| c.up.inbound_spi != inbound_spi);
+                {
+                    let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(sa) = st.sas.get_mut(&id.0) {
+                        sa.children.retain(|c| c.up.inbound_spi != inbound_spi);
+                    }
+                }
+                if reason == ferroswan_proto::ikev2::session::DownReason::PeerDelete
+                    && let Some(conn) = self.endpoint.session(id).map(|s| s.config().name.clone())
+                {
+                    self.arm_traps(&conn, Some(&child), true);
                 }
             }
             Event::Failed(f) => {
@@ -653,8 +1024,25 @@ impl Driver {
                 self.record_failure(&f.what, &f.message);
                 let conn = f.what.split('/').next().unwrap_or(&f.what).to_owned();
                 self.answer_waiting(&conn, Err(f.to_string()));
+                self.fail_traps(&f.what);
             }
             Event::Closed(reason) => {
+                let closed = self
+                    .endpoint
+                    .session(id)
+                    .filter(|s| s.was_established())
+                    .map(|s| s.config().name.clone());
+                if let Some(conn) = closed {
+                    match reason {
+                        ferroswan_proto::ikev2::session::CloseReason::PeerDelete => {
+                            self.arm_traps(&conn, None, true)
+                        }
+                        ferroswan_proto::ikev2::session::CloseReason::Timeout => {
+                            self.arm_traps(&conn, None, false)
+                        }
+                        _ => {}
+                    }
+                }
                 let name = self
                     .status
                     .lock()
@@ -687,30 +1075,8 @@ impl Driver {
                 Destination::Raw(up.remote.ip())
             };
             let selectors = SaSelectors::new(up.child.local_ts.clone(), up.child.remote_ts.clone());
-            let mut routes = Vec::new();
-            for ts in &up.child.remote_ts {
-                for r in cidrs(ts) {
-                    let src = (up.child.mode == ferroswan_proto::esp::Mode::Transport
-                        && r.addr.is_ipv4() == up.local.is_ipv4())
-                    .then_some(up.local.ip());
-                    routes.push(Route {
-                        dst: r.addr,
-                        prefix_len: r.prefix_len,
-                        ifindex: self.tun_ifindex,
-                        src,
-                        table: POLICY_TABLE,
-                    });
-                }
-            }
-            for r in &routes {
-                let count = self.route_refs.entry((r.dst, r.prefix_len)).or_insert(0);
-                if *count == 0
-                    && let Err(e) = self.routes.add(*r)
-                {
-                    tracing::warn!("route {r}: {e}");
-                }
-                *count += 1;
-            }
+            let routes = self.routes_for(&up.child.remote_ts, up.child.mode, up.local);
+            self.add_routes(&routes);
             let reqid = up
                 .replaces
                 .and_then(|old| self.children.get(&old))
@@ -776,11 +1142,60 @@ impl Driver {
                 }
                 let conn = up.ike.clone();
                 self.answer_waiting(&conn, Ok(format!("CHILD_SA {name} established")));
+                if let Some(trap) = self.traps.get_mut(&(up.ike.clone(), up.child.name.clone())) {
+                    let waited = trap.acquiring.take().map(|at| at.elapsed());
+                    let entry = trap.entry.clone();
+                    let sent = self.dp.release_trap(&entry);
+                    if let Some(waited) = waited {
+                        tracing::info!(
+                            "trap policy {name}: CHILD_SA up {} ms after the acquire, {sent} held packet(s) sent",
+                            waited.as_millis()
+                        );
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!("CHILD_SA {name}: could not install: {e}");
                 self.record_failure(&name, &format!("could not install: {e}"));
             }
+        }
+    }
+
+    /// Routes into the TUN for `remote_ts` (with our address as source in transport mode).
+    fn routes_for(
+        &self,
+        remote_ts: &[ferroswan_proto::policy::TrafficSelector],
+        mode: ferroswan_proto::esp::Mode,
+        local: SocketAddr,
+    ) -> Vec<Route> {
+        let mut routes = Vec::new();
+        for ts in remote_ts {
+            for r in cidrs(ts) {
+                let src = (mode == ferroswan_proto::esp::Mode::Transport
+                    && r.addr.is_ipv4() == local.is_ipv4())
+                .then_some(local.ip());
+                routes.push(Route {
+                    dst: r.addr,
+                    prefix_len: r.prefix_len,
+                    ifindex: self.tun_ifindex,
+                    src,
+                    table: POLICY_TABLE,
+                });
+            }
+        }
+        routes
+    }
+
+    /// Adds `routes`, counting references (SAs and traps share routes).
+    fn add_routes(&mut self, routes: &[Route]) {
+        for r in routes {
+            let count = self.route_refs.entry((r.dst, r.prefix_len)).or_insert(0);
+            if *count == 0
+                && let Err(e) = self.routes.add(*r)
+            {
+                tracing::warn!("route {r}: {e}");
+            }
+            *count += 1;
         }
     }
 
@@ -812,6 +1227,11 @@ impl Driver {
         }
         for installed in self.children.values() {
             tables.add_inbound(installed.inbound.clone());
+        }
+        // Traps last: an SA with the same selectors wins anyway (Spd order), this only keeps
+        // the listing order stable.
+        for trap in self.traps.values() {
+            tables.add_trap(trap.entry.clone());
         }
         self.dp.install(tables);
     }

@@ -86,8 +86,8 @@ pub fn signature_auth(
     Ok((local_auth, remote_auth))
 }
 
-/// Starts IKE: port-500 sockets and readers, the IKE thread, and the connections with
-/// `start_action = start`. `nat_t` are the data plane's UDP 4500 sockets (shared: the inbound
+/// Starts IKE: port-500 sockets and readers, the IKE thread, the connections with
+/// `start_action = start` and the trap policies of those with `start_action = trap`. `nat_t` are the data plane's UDP 4500 sockets (shared: the inbound
 /// worker hands IKE messages with the non-ESP marker to the IKE thread).
 pub fn start(
     connections: Vec<IkeConfig>,
@@ -131,6 +131,14 @@ pub fn start(
             }
         }));
     }
+    {
+        let tx = Mutex::new(tx.clone());
+        dp.set_acquire_sink(Box::new(move |trap, flow| {
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(Input::Acquire { trap, flow: *flow });
+            }
+        }));
+    }
     for s in &sock500 {
         let (s, tx, stop) = (s.clone(), tx.clone(), stop.clone());
         workers.push(std::thread::Builder::new().name("ferroswan-ike500".into()).spawn(
@@ -150,6 +158,8 @@ pub fn start(
         })
         .collect();
     let names: Vec<String> = connections.iter().map(|c| c.name.clone()).collect();
+    let traps: Vec<driver::TrapActions> =
+        config.connections.iter().flat_map(driver::TrapActions::of).collect();
     let endpoint = Endpoint::new(
         EndpointConfig {
             connections: connections.into_iter().map(Arc::new).collect(),
@@ -171,6 +181,7 @@ pub fn start(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     drv.endpoint_mut().set_unix_time(Instant::now(), unix);
+    drv.set_trap_actions(traps);
     tracing::info!("IKEv2 on UDP {IKE_PORT}/{NAT_T_PORT}, connections: {}", names.join(", "));
     for (conn, child) in starts {
         if let Err(e) = drv.initiate(&conn, Some(&child)) {

@@ -33,13 +33,19 @@ pub enum DropReason {
     SaExpired,
     /// The sequence number is left of the anti-replay window.
     TooOld,
+    /// An outbound packet held by a trap policy while its SA was negotiated was discarded:
+    /// the negotiation failed, or the trap was removed.
+    TrapFailed,
+    /// An outbound packet hit a trap policy whose queue of packets waiting for the SA was
+    /// full.
+    TrapQueueFull,
     /// No SA has this SPI.
     UnknownSpi,
 }
 
 impl DropReason {
     /// Number of drop reasons (the size of a counter array).
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 14;
 
     /// Every reason, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
@@ -54,6 +60,8 @@ impl DropReason {
         Self::SeqExhausted,
         Self::SaExpired,
         Self::TooOld,
+        Self::TrapFailed,
+        Self::TrapQueueFull,
         Self::UnknownSpi,
     ];
 
@@ -76,6 +84,8 @@ impl DropReason {
             Self::SeqExhausted => "seq_exhausted",
             Self::SaExpired => "sa_expired",
             Self::TooOld => "too_old",
+            Self::TrapFailed => "trap_failed",
+            Self::TrapQueueFull => "trap_queue_full",
             Self::UnknownSpi => "unknown_spi",
         }
     }
@@ -94,6 +104,8 @@ impl DropReason {
             Self::SeqExhausted => "SA ran out of sequence numbers; it must be rekeyed",
             Self::SaExpired => "SA reached its hard lifetime",
             Self::TooOld => "sequence number is behind the anti-replay window",
+            Self::TrapFailed => "held for an on-demand SA whose negotiation failed",
+            Self::TrapQueueFull => "queue of packets waiting for an on-demand SA is full",
             Self::UnknownSpi => "no SA with this SPI",
         }
     }

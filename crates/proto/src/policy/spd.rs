@@ -65,7 +65,8 @@ fn matches_destination(ts: &TrafficSelector, flow: &FlowKey) -> bool {
     ts.matches(flow.dst, flow.protocol, flow.dst_port, flow.ports_opaque)
 }
 
-/// What the SPD says to do with a packet (RFC 4301 §4.4.1: PROTECT, BYPASS, DISCARD).
+/// What the SPD says to do with a packet (RFC 4301 §4.4.1: PROTECT, BYPASS, DISCARD, plus
+/// the trap of on-demand tunnels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action<T> {
     /// Send it in the clear.
@@ -74,6 +75,19 @@ pub enum Action<T> {
     Discard,
     /// Send it through the SA identified by the caller's handle `T`.
     Protect(T),
+    /// No SA yet: hold the packet and have the control plane negotiate one for the trap
+    /// identified by the caller's handle `T` (strongSwan's `start_action = trap`, the
+    /// kernel's ACQUIRE). A trap loses to any other entry of the same specificity (see
+    /// [`Spd`]), so an installed SA for the same selectors carries the traffic and the trap
+    /// catches it again once that SA is gone.
+    Trap(T),
+}
+
+impl<T> Action<T> {
+    /// Whether this is [`Action::Trap`].
+    pub fn is_trap(&self) -> bool {
+        matches!(self, Self::Trap(_))
+    }
 }
 
 /// One SPD entry: which traffic, and what to do with it.
@@ -91,7 +105,8 @@ pub struct SpdEntry<T> {
 pub struct SpdEntryId(u64);
 
 /// How specific a (local, remote) selector pair is; smaller sorts first. Compared field by
-/// field, like strongSwan's policy priorities: address ranges first, then ports, then protocol.
+/// field, like strongSwan's policy priorities: address ranges first, then ports, then protocol,
+/// then traps after everything else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Specificity {
     /// Host bits of both address ranges together (0 for two hosts).
@@ -100,14 +115,17 @@ struct Specificity {
     any_ports: u8,
     /// How many of the two selectors allow any protocol.
     any_protocol: u8,
+    /// A trap: loses to every other action of the same specificity.
+    trap: bool,
 }
 
 impl Specificity {
-    fn of(local: &TrafficSelector, remote: &TrafficSelector) -> Self {
+    fn of(local: &TrafficSelector, remote: &TrafficSelector, trap: bool) -> Self {
         Self {
             host_bits: host_bits(local) + host_bits(remote),
             any_ports: u8::from(local.is_any_port()) + u8::from(remote.is_any_port()),
             any_protocol: u8::from(local.protocol().0 == 0) + u8::from(remote.protocol().0 == 0),
+            trap,
         }
     }
 }
@@ -134,10 +152,13 @@ struct Row {
 ///    a range that is not a subnet counts as the smallest subnet size that could hold it),
 /// 2. then restricted ports before "any port" (counting both selectors),
 /// 3. then a specific protocol before "any protocol",
-/// 4. then insertion order (earlier first).
+/// 4. then [`Action::Trap`] after every other action (an installed SA beats the trap that
+///    brought it up, like strongSwan's routed policies that yield to installed ones),
+/// 5. then insertion order (earlier first).
 ///
 /// So a `Bypass` for `10.1.0.0/24` shadows a `Protect` for `10.0.0.0/8`, whatever the order
 /// they were added in, and two equally specific entries keep the order they were inserted.
+/// A trap narrower than a `Protect` still wins for its traffic: specificity comes first.
 ///
 /// # Cost
 ///
@@ -172,9 +193,10 @@ impl<T> Spd<T> {
     pub fn insert(&mut self, selectors: SaSelectors, action: Action<T>) -> SpdEntryId {
         let id = SpdEntryId(self.next_id);
         self.next_id += 1;
+        let trap = action.is_trap();
         for local in &selectors.local {
             for remote in &selectors.remote {
-                let specificity = Specificity::of(local, remote);
+                let specificity = Specificity::of(local, remote, trap);
                 // After every row at least as specific: equal ones keep insertion order.
                 let at = self.rows.partition_point(|row| row.specificity <= specificity);
                 self.rows.insert(at, Row { specificity, id, local: *local, remote: *remote });
@@ -214,8 +236,8 @@ impl<T> Spd<T> {
     /// The entry that covers a packet which arrived *without* IPsec protection, with the roles
     /// of the selectors swapped (source in a remote selector, destination in a local one, as
     /// in [`SaSelectors::allows_inbound`]). RFC 4301 §5.2: pass such a packet only when this is
-    /// [`Action::Bypass`]; drop it when it is `Discard`, and also when it is `Protect`, because
-    /// that traffic must arrive through the SA.
+    /// [`Action::Bypass`]; drop it when it is `Discard`, and also when it is `Protect` or
+    /// `Trap`, because that traffic must arrive through an SA.
     pub fn lookup_inbound(&self, flow: &FlowKey) -> Option<&Action<T>> {
         let row = self.rows.iter().find(|row| {
             matches_source(&row.remote, flow) && matches_destination(&row.local, flow)
@@ -419,6 +441,49 @@ mod tests {
         assert_eq!(out("10.2.0.9"), Some(mixed));
         assert_eq!(out("10.2.0.10"), Some(medium));
         assert_eq!(out("10.3.0.1"), Some(mixed));
+    }
+
+    #[test]
+    fn traps_yield_to_equally_specific_entries() {
+        let mut spd = Spd::new();
+        // The trap first: insertion order alone would let it win.
+        let trap = spd.insert(
+            sel(&["10.1.0.0/16", "fec1::/16"], &["10.2.0.0/16", "fec2::/16"]),
+            Action::Trap(9),
+        );
+        let out = |spd: &Spd<u32>, dst: &str| {
+            let src = if dst.contains(':') { "fec1::1" } else { "10.1.0.1" };
+            spd.lookup_outbound(&flow(src, dst, TCP, 1, 2)).copied()
+        };
+        assert_eq!(out(&spd, "10.2.0.1"), Some(Action::Trap(9)));
+        assert_eq!(out(&spd, "fec2::1"), Some(Action::Trap(9)));
+        assert!(spd.get(trap).is_some_and(|e| e.action.is_trap()));
+        // The SA comes up with the same selectors: it carries the traffic.
+        let sa = spd.insert(sel(&["10.1.0.0/16"], &["10.2.0.0/16"]), Action::Protect(1));
+        assert_eq!(out(&spd, "10.2.0.1"), Some(Action::Protect(1)));
+        // The other family has no SA yet: still trapped.
+        assert_eq!(out(&spd, "fec2::1"), Some(Action::Trap(9)));
+        // A narrower SA (the responder narrowed): the rest of the range stays trapped.
+        spd.remove(sa);
+        spd.insert(sel(&["10.1.0.0/16"], &["10.2.1.0/24"]), Action::Protect(2));
+        assert_eq!(out(&spd, "10.2.1.1"), Some(Action::Protect(2)));
+        assert_eq!(out(&spd, "10.2.0.1"), Some(Action::Trap(9)));
+        // A narrower trap beats a broader SA: specificity first.
+        let narrow = spd.insert(sel(&["10.1.0.0/16"], &["10.2.1.128/25"]), Action::Trap(3));
+        assert_eq!(out(&spd, "10.2.1.200"), Some(Action::Trap(3)));
+        spd.remove(narrow);
+        // Gone SA: the trap catches the traffic again.
+        let ids: Vec<_> =
+            spd.iter().filter(|(_, e)| !e.action.is_trap()).map(|(id, _)| id).collect();
+        for id in ids {
+            spd.remove(id);
+        }
+        assert_eq!(out(&spd, "10.2.1.1"), Some(Action::Trap(9)));
+        // Cleartext arriving for trapped traffic is not a bypass.
+        assert_eq!(
+            spd.lookup_inbound(&flow("10.2.0.1", "10.1.0.1", TCP, 2, 1)),
+            Some(&Action::Trap(9))
+        );
     }
 
     #[test]
