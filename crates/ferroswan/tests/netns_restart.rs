@@ -23,6 +23,10 @@
 //!   ferroswan (sun) is killed and started again as a responder; strongSwan's DPD gives up on
 //!   the old IKE SA (its retransmissions go unanswered) and initiates again; ferroswan accepts
 //!   it and both end with one IKE SA.
+//! - [`killed_strongswan_initiator_clears_ferroswans_stale_sas`]: the other way round from
+//!   the first: strongSwan (moon, `start_action = start`) is killed and started again; its new
+//!   IKE_AUTH carries INITIAL_CONTACT, so ferroswan drops the stale IKE SA and CHILD_SA without
+//!   a DELETE, says so in its log and in `ferroswan status`, and ends with one IKE SA.
 //!
 //! Needs root and strongSwan: `#[ignore]`d, run by `scripts/test`.
 
@@ -371,6 +375,44 @@ fn killed_ferroswan_responder_is_found_again_by_strongswans_dpd() {
     assert_ne!(before, after);
     let fs_errors = ferroswan_log(&lab, " ERROR ");
     assert!(fs_errors.is_empty(), "{fs_errors:?}");
+    drop(ping);
+    lab.close();
+}
+
+#[test]
+#[ignore = "needs root and strongSwan; scripts/test runs it"]
+fn killed_strongswan_initiator_clears_ferroswans_stale_sas() {
+    let moon = ExtraSettings::default().child("start_action", "start");
+    let mut lab = Lab::start(Implementation::Strongswan, moon, ExtraSettings::default());
+    let before = wait_one_sa_each(&lab, Duration::from_secs(10));
+    let ping = lab.ping_flow();
+    wait_first_reply(&lab, &ping, unix_now(), Duration::from_secs(10));
+    lab.kill(true);
+    std::thread::sleep(Duration::from_secs(1));
+    let restarted = unix_now();
+    lab.start_daemon(true);
+    let back = wait_first_reply(&lab, &ping, restarted, Duration::from_secs(30));
+    let after = wait_one_sa_each(&lab, Duration::from_secs(20));
+    let stale = ferroswan_log(&lab, "is stale: the peer restarted");
+    eprintln!(
+        "strongSwan initiator SIGKILLed and restarted: first ping reply {back:.1} s after the \
+         restart; IKE SA {before:?} -> {after:?}; ferroswan: {}",
+        stale.first().map_or("(no INITIAL_CONTACT line)", String::as_str)
+    );
+    assert_ne!(before, after);
+    assert_eq!(stale.len(), 1, "ferroswan did not clear the stale IKE SA{}", lab.logs());
+    let sent_delete = log_lines(&lab.moon.dir, "received DELETE for IKE_SA");
+    assert!(sent_delete.is_empty(), "ferroswan sent a DELETE for the stale SA: {sent_delete:?}");
+    // `ferroswan status` says it in plain words.
+    let fs = lab.gateway(Implementation::Ferroswan);
+    let out = std::process::Command::new(BIN)
+        .args(["status", "--socket"])
+        .arg(&fs.socket)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(text.contains("notices per connection:") && text.contains("is stale"), "{text}");
     drop(ping);
     lab.close();
 }
