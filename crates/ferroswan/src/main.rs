@@ -158,12 +158,16 @@ fn status(socket: &PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>
         // Our own command: the last failed negotiation per connection (absent on strongSwan).
         let failures =
             client.request("ferroswan-failures", &Message::new()).await.unwrap_or_default();
+        // Ours too: restarts pending and stale SAs cleared, per connection.
+        let notices =
+            client.request("ferroswan-notices", &Message::new()).await.unwrap_or_default();
         if json {
             let value = serde_json::json!({
                 "sas": events.iter().map(ferroswan::status::to_json).collect::<Vec<_>>(),
                 "stats": ferroswan::status::to_json(&stats),
                 "trap-policies": policies.iter().map(ferroswan::status::to_json).collect::<Vec<_>>(),
                 "last-failures": ferroswan::status::to_json(&failures),
+                "notices": ferroswan::status::to_json(&notices),
             });
             println!("{}", serde_json::to_string_pretty(&value)?);
         } else {
@@ -175,6 +179,13 @@ fn status(socket: &PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>
                 // Each message starts with its connection (and child) name.
                 for msg in map.values() {
                     println!("  {}", msg.as_str().unwrap_or_default());
+                }
+            }
+            let notices = ferroswan::status::to_json(&notices);
+            if let Some(map) = notices.as_object().filter(|m| !m.is_empty()) {
+                println!("notices per connection:");
+                for (conn, msg) in map {
+                    println!("  {conn}: {}", msg.as_str().unwrap_or_default());
                 }
             }
         }

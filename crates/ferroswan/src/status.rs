@@ -601,9 +601,44 @@ impl crate::vici::Handler for StatusHandler {
                 let st = ike.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 st.last_failure.iter().fold(Message::new(), |m, (conn, (_, msg))| m.kv(conn, msg))
             })),
+            "ferroswan-notices" => Some(self.ike.as_ref().map_or_else(Message::new, |ike| {
+                let st = ike.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                notices(&st, std::time::SystemTime::now())
+            })),
             _ => None,
         }
     }
+}
+
+/// Our own `ferroswan-notices` answer: per connection, the restart it waits for (when, which
+/// try) and its last notable event (stale SAs cleared by INITIAL_CONTACT, a restart scheduled),
+/// each in one line of plain words.
+fn notices(st: &crate::ike::driver::Status, now: std::time::SystemTime) -> Message {
+    let mut out = Message::new();
+    let conns: std::collections::BTreeSet<&String> =
+        st.notices.keys().chain(st.restarts.keys()).collect();
+    for conn in conns {
+        let mut lines = Vec::new();
+        if let Some((when, attempt, of)) = st.restarts.get(conn) {
+            let of = if *of == 0 { String::new() } else { format!(" of {of}") };
+            match when.duration_since(now) {
+                Ok(wait) => lines.push(format!(
+                    "restart pending: try {attempt}{of} in {:.0} s",
+                    wait.as_secs_f64()
+                )),
+                Err(e) => lines.push(format!(
+                    "restarting: try {attempt}{of} running for {:.0} s",
+                    e.duration().as_secs_f64()
+                )),
+            }
+        }
+        if let Some((at, line)) = st.notices.get(conn) {
+            let ago = now.duration_since(*at).unwrap_or_default();
+            lines.push(format!("{} ago: {line}", uptime_text(ago)));
+        }
+        out = out.kv(conn, lines.join("; "));
+    }
+    out
 }
 
 /// A VICI message as JSON: sections become objects, lists arrays, values strings.
@@ -678,6 +713,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("queued 1, acquires 1, held 1, sent 0"), "{text}");
+    }
+
+    #[test]
+    fn notices_say_what_is_pending_and_what_happened() {
+        let now = std::time::SystemTime::now();
+        let mut st = crate::ike::driver::Status::default();
+        st.restarts.insert("gw".into(), (now + Duration::from_secs(4), 2, 5));
+        st.notices.insert("gw".into(), (now, "restarting gw in 4.0 s".into()));
+        st.notices.insert("other".into(), (now, "IKE SA other[1] is stale".into()));
+        st.restarts.insert("late".into(), (now - Duration::from_secs(7), 1, 0));
+        let m = notices(&st, now);
+        assert_eq!(
+            m.get_str("gw"),
+            Some("restart pending: try 2 of 5 in 4 s; 0 seconds ago: restarting gw in 4.0 s")
+        );
+        assert_eq!(m.get_str("other"), Some("0 seconds ago: IKE SA other[1] is stale"));
+        assert_eq!(m.get_str("late"), Some("restarting: try 1 running for 7 s"));
     }
 
     fn dataplane() -> Arc<Dataplane> {

@@ -16,7 +16,7 @@ use ferroswan_proto::crypto::{CryptoProvider, SecretBytes};
 use ferroswan_proto::esp::Mode;
 use ferroswan_proto::ikev2::config::{
     ChildConfig, ChildLifetime, EndpointConfig, IkeConfig, IkeLifetime, LocalAuth, PskStore,
-    RemoteAuth, Retransmit,
+    RemoteAuth, Retransmit, UniquePolicy,
 };
 use ferroswan_proto::ikev2::identity::{IdMatcher, Identity};
 use ferroswan_proto::ikev2::proposal::{Preference, ProposalSpec};
@@ -82,7 +82,7 @@ pub fn psk_config(
         retransmit: Retransmit::default(),
         lifetime: IkeLifetime::default(),
         keyingtries: 1,
-        initial_contact: true,
+        unique: UniquePolicy::No,
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use ferroswan_proto::crypto::SecretBytes;
 use ferroswan_proto::esp::Mode;
 use ferroswan_proto::ikev2::config::{
-    ChildConfig, ChildLifetime, IkeConfig, IkeLifetime, LocalAuth, PskStore, RemoteAuth, Retransmit,
+    ChildConfig, ChildLifetime, IkeConfig, IkeLifetime, LocalAuth, PskStore, RemoteAuth,
+    Retransmit, UniquePolicy,
 };
 use ferroswan_proto::ikev2::identity::{IdMatcher, Identity};
 use ferroswan_proto::ikev2::proposal::{Preference, ProposalSpec};
@@ -368,7 +369,12 @@ pub fn ike_config(
             dpd_timeout: conn.dpd_timeout,
         },
         keyingtries: conn.keyingtries,
-        initial_contact: conn.unique != crate::config::connection::Unique::Never,
+        unique: match conn.unique {
+            crate::config::connection::Unique::No => UniquePolicy::No,
+            crate::config::connection::Unique::Never => UniquePolicy::Never,
+            crate::config::connection::Unique::Keep => UniquePolicy::Keep,
+            crate::config::connection::Unique::Replace => UniquePolicy::Replace,
+        },
     })
 }
 

@@ -36,7 +36,9 @@ use std::time::{Duration, Instant};
 use ferroswan_proto::crypto::CryptoProvider;
 use ferroswan_proto::esp::{InboundSa, OutboundSa, PacketBuf};
 use ferroswan_proto::ikev2::config::IkeConfig;
-use ferroswan_proto::ikev2::session::{ChildSaUp, ChildState, Event, IkeSaInfo, Transmit};
+use ferroswan_proto::ikev2::session::{
+    ChildSaUp, ChildState, Event, IkeSaInfo, SupersedeCause, Transmit,
+};
 use ferroswan_proto::ikev2::{Endpoint, SessionId};
 use ferroswan_proto::policy::SaSelectors;
 use ferroswan_proto::wire::FlowKey;
@@ -259,6 +261,11 @@ pub struct Status {
     pub sas: BTreeMap<u64, IkeStatus>,
     /// Last failure per connection, with when it happened.
     pub last_failure: BTreeMap<String, (std::time::SystemTime, String)>,
+    /// Last notable event per connection (stale SAs cleared by INITIAL_CONTACT, an SA
+    /// replaced by `unique`, a restart scheduled), with when it happened.
+    pub notices: BTreeMap<String, (std::time::SystemTime, String)>,
+    /// Restarts waiting per connection: when, and which try of how many (0: no limit).
+    pub restarts: BTreeMap<String, (std::time::SystemTime, u32, u32)>,
 }
 
 /// The handle the rest of the daemon keeps.
@@ -773,7 +780,7 @@ impl Driver {
         }
         let mut ids: Vec<SessionId> = self.select(target).into_iter().map(|(id, _)| id).collect();
         if let Some(conn) = &target.ike {
-            self.endpoint.cancel_restarts(conn);
+            self.cancel_restarts(conn);
             if target.ike_id.is_none() {
                 // Half-open IKE SAs of the connection go too (not in the status yet).
                 ids.extend(
@@ -793,9 +800,16 @@ impl Driver {
             let Some(s) = self.endpoint.session_mut(*id) else { continue };
             s.close(now);
             let conn = s.config().name.clone();
-            self.endpoint.cancel_restarts(&conn);
+            self.cancel_restarts(&conn);
         }
         Ok(format!("closing {} IKE SA(s) of {}", ids.len(), target.describe()))
+    }
+
+    /// The user wants the connection down: no `dpd_action`/`close_action` restart or
+    /// `keyingtries` retry follows, and status stops announcing one.
+    fn cancel_restarts(&mut self, conn: &str) {
+        self.endpoint.cancel_restarts(conn);
+        self.status.lock().unwrap_or_else(PoisonError::into_inner).restarts.remove(conn);
     }
 
     /// `rekey`: start a rekey of the CHILD_SAs or IKE SAs `target` names (the exchange
@@ -960,6 +974,7 @@ impl Driver {
                 );
                 let unique_id = self.unique_id();
                 let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                st.restarts.remove(&info.name);
                 st.sas.insert(
                     id.0,
                     IkeStatus {
@@ -1026,7 +1041,43 @@ impl Driver {
                 self.answer_waiting(&conn, Err(f.to_string()));
                 self.fail_traps(&f.what);
             }
+            Event::Superseded { by, cause } => self.superseded(id, SessionId(by), cause),
+            Event::RestartScheduled {
+                conn,
+                children,
+                delay,
+                attempt,
+                keyingtries,
+                retransmit_cap,
+            } => {
+                let of = if keyingtries == 0 {
+                    " (keyingtries = 0: no limit)".to_owned()
+                } else {
+                    format!(" of {keyingtries} (keyingtries)")
+                };
+                let line = format!(
+                    "restarting {conn} in {:.1} s: try {attempt}{of}, child {}, IKE_SA_INIT \
+                     retransmitted at least every {} s",
+                    delay.as_secs_f64(),
+                    children.join(", "),
+                    retransmit_cap.as_secs()
+                );
+                tracing::info!("{line}");
+                let when = std::time::SystemTime::now() + delay;
+                let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                st.restarts.insert(conn.clone(), (when, attempt, keyingtries));
+                st.notices.insert(conn, (std::time::SystemTime::now(), line));
+            }
             Event::Closed(reason) => {
+                // A try ended: a restart still due is announced again right after this.
+                if let Some(s) = self.endpoint.session(id) {
+                    let conn = s.config().name.clone();
+                    self.status
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .restarts
+                        .remove(&conn);
+                }
                 let closed = self
                     .endpoint
                     .session(id)
@@ -1056,6 +1107,35 @@ impl Driver {
             }
             _ => {}
         }
+    }
+
+    /// An IKE SA gives way to a newer one between the same identities: says why, in plain words.
+    fn superseded(&mut self, old: SessionId, by: SessionId, cause: SupersedeCause) {
+        let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sa) = st.sas.get(&old.0) else { return };
+        let (name, remote, remote_id) =
+            (sa.info.name.clone(), sa.info.remote, sa.info.remote_id.to_string());
+        let children = sa.children.len();
+        let line = match cause {
+            SupersedeCause::InitialContact => format!(
+                "IKE SA {name}[{old}] with {remote_id} at {remote} is stale: the peer restarted \
+                 (INITIAL_CONTACT in the IKE_AUTH of the new IKE SA [{by}]); dropping it and its \
+                 {children} CHILD_SA(s) without sending DELETE"
+            ),
+            SupersedeCause::Replace { delay } if delay.is_zero() => format!(
+                "IKE SA {name}[{old}] with {remote_id} at {remote} is replaced by IKE SA [{by}] \
+                 (unique = replace): deleting it"
+            ),
+            SupersedeCause::Replace { delay } => format!(
+                "IKE SA {name}[{old}] with {remote_id} at {remote} is replaced by IKE SA [{by}] \
+                 from the same address (unique = replace; a reauthentication?): deleting it in \
+                 {} s unless the peer does",
+                delay.as_secs()
+            ),
+            _ => format!("IKE SA {name}[{old}] is replaced by IKE SA [{by}]"),
+        };
+        tracing::info!("{line}");
+        st.notices.insert(name, (std::time::SystemTime::now(), line));
     }
 
     fn install(&mut self, id: SessionId, up: ChildSaUp) {

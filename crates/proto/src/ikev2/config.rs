@@ -211,9 +211,39 @@ pub struct IkeConfig {
     pub lifetime: IkeLifetime,
     /// `keyingtries`: how many times an initiation is tried before giving up (0: forever).
     pub keyingtries: u32,
-    /// Send INITIAL_CONTACT in IKE_AUTH (`unique` other than `never`): the peer drops the
-    /// SAs it still has with our identity (we restarted).
-    pub initial_contact: bool,
+    /// `unique`: what to do with other IKE SAs between the same identities, and whether we
+    /// send INITIAL_CONTACT (every policy but `never`).
+    pub unique: UniquePolicy,
+}
+
+/// `unique`: the uniqueness policy of a connection's IKE SAs (strongSwan's
+/// `ike_sa_manager.c` `check_uniqueness`, RFC 7296 §2.4 for INITIAL_CONTACT).
+///
+/// Whatever the policy, it is applied by the responder when a new IKE SA authenticates; other
+/// IKE SAs "match" when they have the same local and remote identities.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UniquePolicy {
+    /// `no` (the default): keep other IKE SAs, unless the new one carries INITIAL_CONTACT;
+    /// then every other IKE SA between the identities is stale (the peer restarted) and is
+    /// dropped without a DELETE.
+    #[default]
+    No,
+    /// `never`: never check; INITIAL_CONTACT is neither sent nor acted upon.
+    Never,
+    /// `keep`: refuse the new IKE SA (AUTHENTICATION_FAILED) while an established one of the
+    /// same connection exists with a peer at another address (INITIAL_CONTACT still clears).
+    Keep,
+    /// `replace`: delete (with DELETE) the established IKE SAs of the same connection once the
+    /// new one authenticated; from the same address (a reauthentication, probably) after a
+    /// grace period, so the peer can move its CHILD_SAs first.
+    Replace,
+}
+
+impl UniquePolicy {
+    /// Whether we send INITIAL_CONTACT in our first IKE_AUTH (every policy but `never`).
+    pub fn sends_initial_contact(self) -> bool {
+        self != Self::Never
+    }
 }
 
 impl IkeConfig {

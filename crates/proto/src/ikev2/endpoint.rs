@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::config::EndpointConfig;
-use super::session::{CloseReason, Event, Session, Transmit};
+use super::config::{EndpointConfig, UniquePolicy};
+use super::identity::IdMatcher;
+use super::session::{CloseReason, Contact, Event, Session, SupersedeCause, Transmit};
 use crate::crypto::CryptoProvider;
 use crate::wire::PrfId;
 use crate::wire::ikev2::{
@@ -78,6 +79,8 @@ pub struct Endpoint {
     restarts: Vec<Restart>,
     /// The latest time we were given (restarts planned while polling events use it).
     last_now: Option<Instant>,
+    /// IKE SAs to delete at a time (`unique = replace` after a grace period).
+    replace_at: Vec<(Instant, SessionId)>,
 }
 
 /// A connection to initiate again at a time.
@@ -93,6 +96,24 @@ struct Restart {
 
 /// Wait before another try of a connection whose initiation failed (`keyingtries`).
 const RETRY_DELAY: core::time::Duration = core::time::Duration::from_secs(1);
+
+/// A re-establishment (restart or retry) probes the peer with IKE_SA_INIT at least this often
+/// on its first try, this much less often on each later one (a peer back after a short outage
+/// is found within seconds, a long-dead one costs one datagram per [`RESTART_PROBE_MAX`]).
+const RESTART_PROBE_STEP: core::time::Duration = core::time::Duration::from_secs(5);
+
+/// The longest wait between IKE_SA_INIT retransmissions of a re-establishment.
+const RESTART_PROBE_MAX: core::time::Duration = core::time::Duration::from_secs(30);
+
+/// `unique = replace` with the new IKE SA from the old one's address: probably the peer
+/// reauthenticating (make-before-break), which deletes the old SA itself; we wait this long
+/// before deleting it (strongSwan's 10 s).
+const REPLACE_GRACE: core::time::Duration = core::time::Duration::from_secs(10);
+
+/// The wait between IKE_SA_INIT retransmissions of try `attempt` of a re-establishment.
+fn restart_probe_interval(attempt: u32) -> core::time::Duration {
+    RESTART_PROBE_STEP.saturating_mul(attempt.max(1)).min(RESTART_PROBE_MAX)
+}
 
 impl core::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -117,6 +138,7 @@ impl Endpoint {
             extra_transmits: VecDeque::new(),
             restarts: Vec::new(),
             last_now: None,
+            replace_at: Vec::new(),
         }
     }
 
@@ -210,7 +232,13 @@ impl Endpoint {
         }
         // The original initiator sets the I flag; our SPI is the other side's.
         let ours = if header.flags.initiator() { header.spi_r } else { header.spi_i };
-        match self.sessions.get_mut(&SessionId(ours)) {
+        let id = SessionId(ours);
+        if header.exchange_type == ExchangeType::IKE_SA_INIT && !is_request {
+            // Our IKE_AUTH follows: INITIAL_CONTACT only if we have no other SA with the peer.
+            self.decide_initial_contact(id);
+        }
+        self.prepare_uniqueness(id);
+        match self.sessions.get_mut(&id) {
             Some(session) => {
                 session.handle_datagram(now, local, remote, bytes);
                 if let Some(next) = session.take_successor() {
@@ -219,6 +247,7 @@ impl Endpoint {
             }
             None => self.stats.unknown_spi += 1,
         }
+        self.enforce_uniqueness(now, id);
     }
 
     fn handle_init_request(
@@ -335,7 +364,9 @@ impl Endpoint {
             });
         }
         let session = Session::initiate(now, self.provider, config, child, local, remote);
-        Ok(self.attach(now, session))
+        let id = self.attach(now, session);
+        self.decide_initial_contact(id);
+        Ok(id)
     }
 
     /// Runs every timer due at `now`.
@@ -348,13 +379,16 @@ impl Endpoint {
             let session =
                 Session::initiate(now, self.provider, r.conn.clone(), first, r.local, r.remote);
             let id = self.attach(now, session);
+            self.decide_initial_contact(id);
             if let Some(s) = self.sessions.get_mut(&id) {
                 s.set_attempt(r.attempt);
+                s.set_init_retransmit_cap(now, Some(restart_probe_interval(r.attempt)));
                 for child in r.children.iter().skip(1) {
                     s.create_child(now, child);
                 }
             }
         }
+        self.run_replacements(now);
         let mut successors = Vec::new();
         for s in self.sessions.values_mut() {
             if s.poll_timeout().is_some_and(|t| t <= now) {
@@ -370,13 +404,14 @@ impl Endpoint {
     /// Whether no session has an exchange running or waiting to run, and none is half-open
     /// (only lifetime and liveness timers are armed): a simulation has settled.
     pub fn is_settled(&self) -> bool {
-        self.sessions.values().all(Session::is_settled)
+        self.replace_at.is_empty() && self.sessions.values().all(Session::is_settled)
     }
 
     /// The earliest deadline of all sessions.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let restart = self.restarts.iter().map(|r| r.at).min();
-        self.sessions.values().filter_map(Session::poll_timeout).chain(restart).min()
+        let replace = self.replace_at.iter().map(|r| r.0).min();
+        self.sessions.values().filter_map(Session::poll_timeout).chain(restart).chain(replace).min()
     }
 
     /// Whether a connection waits to be initiated again (after a dead peer, a peer's
@@ -423,6 +458,17 @@ impl Endpoint {
         if children.is_empty() && s.was_established() {
             return;
         }
+        self.events.push_back((
+            id,
+            Event::RestartScheduled {
+                conn: conn.name.clone(),
+                children: children.clone(),
+                delay: at.saturating_duration_since(now),
+                attempt,
+                keyingtries: conn.keyingtries,
+                retransmit_cap: restart_probe_interval(attempt),
+            },
+        ));
         self.restarts.push(Restart { at, conn, children, local, remote, attempt });
     }
 
@@ -464,5 +510,119 @@ impl Endpoint {
             self.plan_restart(now, *id, reason);
         }
         found
+    }
+
+    // ---- uniqueness (swanctl `unique`, INITIAL_CONTACT) ----
+
+    /// Whether another established IKE SA of `id`'s connection exists with the same peer
+    /// (strongSwan's `has_contact`): then `id` must not send INITIAL_CONTACT, which would make
+    /// the peer drop that one.
+    fn has_contact(&self, id: SessionId) -> bool {
+        let Some(new) = self.sessions.get(&id) else { return false };
+        let config = new.config();
+        self.sessions.iter().any(|(other, s)| {
+            *other != id
+                && s.config().name == config.name
+                && s.info().is_some_and(|i| match &config.remote_id {
+                    IdMatcher::Exact(want) => i.remote_id == *want,
+                    IdMatcher::Any => true,
+                })
+        })
+    }
+
+    /// An initiator sends INITIAL_CONTACT unless it still holds an IKE SA with the peer.
+    fn decide_initial_contact(&mut self, id: SessionId) {
+        let contact = self.has_contact(id);
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.set_initial_contact(!contact);
+        }
+    }
+
+    /// Before a half-open responder SA handles what may be its IKE_AUTH: the established IKE
+    /// SAs, which a `unique = keep` connection refuses to duplicate (only when one is
+    /// configured: the list is built per IKE_AUTH).
+    fn prepare_uniqueness(&mut self, id: SessionId) {
+        let keep = self.config.connections.iter().any(|c| c.unique == UniquePolicy::Keep);
+        if !keep || !self.sessions.get(&id).is_some_and(Session::is_half_open) {
+            return;
+        }
+        let contacts: Vec<Contact> = self
+            .sessions
+            .values()
+            .filter_map(|s| {
+                let info = s.info()?;
+                Some(Contact {
+                    conn: info.name.clone(),
+                    local_id: info.local_id.clone(),
+                    remote_id: info.remote_id.clone(),
+                    remote: info.remote.ip(),
+                })
+            })
+            .collect();
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.set_contacts(contacts);
+        }
+    }
+
+    /// After a responder's IKE_AUTH established `id`: applies its connection's `unique`
+    /// policy to the other IKE SAs between the same identities (strongSwan's
+    /// `check_uniqueness`). INITIAL_CONTACT drops every one of them without a DELETE (the
+    /// peer restarted and has none of them); `replace` deletes those of the same connection.
+    fn enforce_uniqueness(&mut self, now: Instant, id: SessionId) {
+        let Some(check) = self.sessions.get_mut(&id).and_then(Session::take_uniqueness_check)
+        else {
+            return;
+        };
+        let Some(new) = self.sessions.get(&id) else { return };
+        let Some(info) = new.info() else { return };
+        let policy = new.config().unique;
+        let replace = policy == UniquePolicy::Replace;
+        if policy == UniquePolicy::Never || !(check.initial_contact || replace) {
+            return;
+        }
+        let stale: Vec<(SessionId, bool, bool)> = self
+            .sessions
+            .iter()
+            .filter(|(other, _)| **other != id)
+            .filter_map(|(other, s)| {
+                let i = s.info()?;
+                let same = i.local_id == info.local_id
+                    && i.remote_id == info.remote_id
+                    && i.remote.is_ipv4() == info.remote.is_ipv4();
+                same.then(|| (*other, i.name == info.name, i.remote.ip() == info.remote.ip()))
+            })
+            .collect();
+        for (old, same_conn, same_host) in stale {
+            let Some(s) = self.sessions.get_mut(&old) else { continue };
+            if check.initial_contact {
+                self.events.push_back((
+                    old,
+                    Event::Superseded { by: id.0, cause: SupersedeCause::InitialContact },
+                ));
+                s.discard();
+            } else if same_conn {
+                let delay = if same_host { REPLACE_GRACE } else { core::time::Duration::ZERO };
+                self.events.push_back((
+                    old,
+                    Event::Superseded { by: id.0, cause: SupersedeCause::Replace { delay } },
+                ));
+                if same_host {
+                    self.replace_at.push((now + delay, old));
+                } else {
+                    s.close(now);
+                }
+            }
+        }
+    }
+
+    /// Deletes the IKE SAs whose `unique = replace` grace period is over (if still there).
+    fn run_replacements(&mut self, now: Instant) {
+        let (due, later): (Vec<_>, Vec<_>) = self.replace_at.drain(..).partition(|r| r.0 <= now);
+        self.replace_at = later;
+        for (_, id) in due {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.close(now);
+            }
+        }
     }
 }

@@ -4,7 +4,10 @@ use std::time::Instant;
 
 use super::child::LocalCreate;
 use super::ike_sa_init::InitResult;
-use super::{Established, Event, FailureKind, IkeSaInfo, Procedure, Session, State, error_notify};
+use super::unique::UniquenessCheck;
+use super::{
+    Established, Event, FailureKind, IkeSaInfo, Procedure, Session, State, error_notify, notify,
+};
 use crate::ikev2::auth::{
     self, AuthError, AuthVerified, PeerAuth, id_body, signed_octets, verify_psk, verify_signature,
 };
@@ -209,7 +212,9 @@ impl Session {
             payloads.push(Payload::IdR(id_payload(id)));
         }
         payloads.extend(auth);
-        payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, Vec::new())));
+        if self.sends_initial_contact() {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, Vec::new())));
+        }
         let mut local_create = None;
         if let Some(name) = child {
             match self.child_config(&name) {
@@ -405,6 +410,23 @@ impl Session {
                 return;
             }
         };
+        // RFC 7296 §2.4: the peer says this is its only IKE SA with us (it restarted).
+        let initial_contact = config.unique != crate::ikev2::config::UniquePolicy::Never
+            && notify(payloads, NotifyType::INITIAL_CONTACT).is_some();
+        if config.unique == crate::ikev2::config::UniquePolicy::Keep
+            && !initial_contact
+            && let Some(existing) = self.kept_duplicate(&config.name, &local_id, &peer_id)
+        {
+            let message = format!(
+                "refusing a second IKE SA with '{peer_id}' from {} (unique = keep): connection \
+                 '{}' already has one with it at {}",
+                self.remote.ip(),
+                config.name,
+                existing.remote
+            );
+            self.refuse_auth(header, FailureKind::Authentication, message);
+            return;
+        }
         let Ok(our_octets) = self.octets_of(true, &init.our_message, &init.ni, &local_id) else {
             return;
         };
@@ -420,6 +442,8 @@ impl Session {
         let mut response = vec![Payload::IdR(id_payload(&local_id))];
         response.extend(auth_payloads);
         self.establish(now, local_id, verified);
+        self.unique.contacts = Vec::new();
+        self.unique.check = Some(UniquenessCheck { initial_contact });
         let child_result = if payloads.iter().any(|p| matches!(p, Payload::Sa(_))) {
             Some(self.respond_child(now, payloads, &init.ni, &init.nr, None, false))
         } else {

@@ -54,6 +54,7 @@ mod ike_rekey;
 mod ike_sa_init;
 mod informational;
 mod rekey;
+mod unique;
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -62,6 +63,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use child::{ChildSa, ChildSaUp, ChildState};
+pub use unique::{Contact, SupersedeCause, UniquenessCheck};
 
 use super::auth::AuthVerified;
 use super::config::{ChildConfig, IkeConfig, Retransmit};
@@ -167,6 +169,9 @@ pub enum CloseReason {
     HalfOpenTimeout,
     /// It was rekeyed: its successor ([`Event::IkeSaRekeyed`]) carries on.
     Rekeyed,
+    /// The peer sent INITIAL_CONTACT on a newer IKE SA: it restarted and lost this one, which
+    /// was dropped without a DELETE ([`Event::Superseded`]).
+    Superseded,
 }
 
 /// Facts about an established IKE SA, for events and status.
@@ -240,6 +245,31 @@ pub enum Event {
     Failed(Failure),
     /// The IKE SA is gone. The last event of a session.
     Closed(CloseReason),
+    /// A newer IKE SA between the same identities authenticated and this one gives way
+    /// (INITIAL_CONTACT, swanctl `unique`); its CHILD_SAs go down and `Closed` follows.
+    /// Reported by the endpoint.
+    Superseded {
+        /// Our SPI of the new IKE SA (the endpoint's session of it).
+        by: u64,
+        /// Why, and whether a DELETE is sent.
+        cause: SupersedeCause,
+    },
+    /// The connection of this (closed) IKE SA will be initiated again (`dpd_action` or
+    /// `close_action = restart`, or another of its `keyingtries`). Reported by the endpoint.
+    RestartScheduled {
+        /// The connection.
+        conn: String,
+        /// The children it brings up.
+        children: Vec<String>,
+        /// How long until the new IKE_SA_INIT.
+        delay: core::time::Duration,
+        /// Which try this will be (1: the first after an established IKE SA went away).
+        attempt: u32,
+        /// `keyingtries`: the last try (0: no limit).
+        keyingtries: u32,
+        /// The longest wait between its IKE_SA_INIT retransmissions.
+        retransmit_cap: core::time::Duration,
+    },
 }
 
 /// A request we sent and wait for an answer to.
@@ -368,6 +398,11 @@ pub struct Session {
     /// The child asked for when we initiated, and which try this is (`keyingtries`).
     initial_child: Option<String>,
     attempt: u32,
+    /// A re-establishment probes the peer at least this often with its IKE_SA_INIT (over the
+    /// time the normal schedule would take), so a returning peer is found quickly.
+    init_retransmit_cap: Option<core::time::Duration>,
+    /// INITIAL_CONTACT and `unique`.
+    unique: unique::UniqueState,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -470,6 +505,22 @@ impl Session {
     /// Marks the session as try `n` of its connection.
     pub fn set_attempt(&mut self, n: u32) {
         self.attempt = n;
+    }
+
+    /// Caps the wait between IKE_SA_INIT retransmissions at `cap` (a re-establishment: find
+    /// a returning peer within `cap`). The request is then retried for as long as the normal
+    /// schedule would take, `retransmit_tries` is not counted.
+    /// An IKE_SA_INIT already sent at `now` is re-armed with the cap.
+    pub fn set_init_retransmit_cap(&mut self, now: Instant, cap: Option<core::time::Duration>) {
+        self.init_retransmit_cap = cap;
+        let retransmit = self.config.retransmit;
+        if let (Some(cap), Some(out)) = (cap, self.outstanding.as_mut())
+            && matches!(out.procedure, Procedure::IkeSaInit)
+            && out.transmissions == 1
+        {
+            out.deadline = out.deadline.min(now + cap);
+            out.give_up = Some(now + total_retransmit_time(&retransmit, retransmit.tries + 1));
+        }
     }
 
     /// Whether it is a responder's half-open SA (counts toward the cookie threshold).
@@ -577,13 +628,16 @@ impl Session {
     }
 
     fn run_retransmit_timer(&mut self, now: Instant) {
+        let cap = self.init_retransmit_cap;
         let Some(out) = self.outstanding.as_mut() else { return };
         if out.deadline > now {
             return;
         }
         let retransmit = self.config.retransmit;
         let gave_up = out.give_up.is_some_and(|g| g <= now);
-        if out.transmissions > retransmit.tries || gave_up {
+        // A capped IKE_SA_INIT is retried until its `give_up`, however many transmissions.
+        let cap = cap.filter(|_| matches!(out.procedure, Procedure::IkeSaInit));
+        if (cap.is_none() && out.transmissions > retransmit.tries) || gave_up {
             let procedure = match &out.procedure {
                 Procedure::IkeSaInit => "IKE_SA_INIT",
                 Procedure::IkeAuth => "IKE_AUTH",
@@ -597,7 +651,7 @@ impl Session {
             self.outstanding = None;
             if deleting {
                 self.finish(CloseReason::LocalDelete);
-            } else if gave_up {
+            } else if gave_up && cap.is_none() {
                 self.fail_ike(
                     FailureKind::Timeout,
                     format!(
@@ -614,13 +668,15 @@ impl Session {
                         "peer {} did not answer our {procedure} request ({tries} transmissions over {:.0} s): \
                          is it running, is UDP 500/4500 open, is the address right?",
                         self.remote,
-                        total_retransmit_time(&retransmit, tries).as_secs_f64()
+                        total_retransmit_time(&retransmit, if cap.is_some() { retransmit.tries + 1 } else { tries })
+                            .as_secs_f64()
                     ),
                 );
             }
             return;
         }
-        out.deadline = now + retransmit.timeout(out.transmissions);
+        let timeout = retransmit.timeout(out.transmissions);
+        out.deadline = now + cap.map_or(timeout, |c| timeout.min(c));
         if let Some(g) = out.give_up {
             out.deadline = out.deadline.min(g);
         }
@@ -677,6 +733,8 @@ impl Session {
             was_established: false,
             initial_child: None,
             attempt: 1,
+            init_retransmit_cap: None,
+            unique: unique::UniqueState::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -762,12 +820,20 @@ impl Session {
         bytes: Vec<u8>,
         procedure: Procedure,
     ) {
+        let retransmit = self.config.retransmit;
+        let mut deadline = now + retransmit.timeout(0);
+        let mut give_up = None;
+        if let (Procedure::IkeSaInit, Some(cap)) = (&procedure, self.init_retransmit_cap) {
+            // Probe more often, for as long as the normal schedule.
+            deadline = now + retransmit.timeout(0).min(cap);
+            give_up = Some(now + total_retransmit_time(&retransmit, retransmit.tries + 1));
+        }
         self.outstanding = Some(Outstanding {
             message_id,
             bytes: bytes.clone(),
             transmissions: 1,
-            deadline: now + self.config.retransmit.timeout(0),
-            give_up: None,
+            deadline,
+            give_up,
             procedure,
         });
         self.send(bytes);
