@@ -27,6 +27,11 @@
 //!   the first: strongSwan (moon, `start_action = start`) is killed and started again; its new
 //!   IKE_AUTH carries INITIAL_CONTACT, so ferroswan drops the stale IKE SA and CHILD_SA without
 //!   a DELETE, says so in its log and in `ferroswan status`, and ends with one IKE SA.
+//! - [`stopped_ferroswan_deletes_its_sas_and_comes_back`]: a graceful stop (SIGTERM) of
+//!   ferroswan sends DELETE for its IKE SA: strongSwan logs "received DELETE for IKE_SA" and
+//!   lists no SA within 3 s, ferroswan exits 0 within 5 s; started again, it brings the tunnel
+//!   back (`start_action = start`) with one IKE SA on each side and no INITIAL_CONTACT cleanup
+//!   needed.
 //!
 //! Needs root and strongSwan: `#[ignore]`d, run by `scripts/test`.
 
@@ -413,6 +418,51 @@ fn killed_strongswan_initiator_clears_ferroswans_stale_sas() {
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     assert!(text.contains("notices per connection:") && text.contains("is stale"), "{text}");
+    drop(ping);
+    lab.close();
+}
+
+#[test]
+#[ignore = "needs root and strongSwan; scripts/test runs it"]
+fn stopped_ferroswan_deletes_its_sas_and_comes_back() {
+    let mut lab =
+        Lab::start(Implementation::Ferroswan, ExtraSettings::default(), ExtraSettings::default());
+    wait_one_sa_each(&lab, Duration::from_secs(10));
+    let ping = lab.ping_flow();
+    wait_first_reply(&lab, &ping, unix_now(), Duration::from_secs(10));
+
+    let stopping = Instant::now();
+    let (status, by_itself) =
+        lab.moon.running.as_mut().unwrap().process.terminate(Duration::from_secs(5)).unwrap();
+    let stopped_in = stopping.elapsed();
+    assert!(by_itself && status.success(), "ferroswan on SIGTERM: {status:?}{}", lab.logs());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !ike_sas(lab.gateway(Implementation::Strongswan)).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "strongSwan still has the IKE SA 3 s after ferroswan stopped{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deleted = log_lines(&lab.sun.dir, "received DELETE for IKE_SA");
+    assert!(!deleted.is_empty(), "strongSwan got no DELETE{}", lab.logs());
+
+    let restarted = unix_now();
+    lab.start_daemon(true);
+    let back = wait_first_reply(&lab, &ping, restarted, Duration::from_secs(30));
+    wait_one_sa_each(&lab, Duration::from_secs(20));
+    assert!(
+        log_lines(&lab.sun.dir, "received INITIAL_CONTACT").is_empty(),
+        "strongSwan had stale SAs to clear: the DELETE did not do its job{}",
+        lab.logs()
+    );
+    eprintln!(
+        "ferroswan stopped with SIGTERM in {:.2} s, strongSwan: {}; started again: first ping \
+         reply {back:.1} s after the start",
+        stopped_in.as_secs_f64(),
+        deleted.first().map_or("", String::as_str)
+    );
     drop(ping);
     lab.close();
 }

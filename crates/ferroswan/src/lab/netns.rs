@@ -724,6 +724,31 @@ impl BackgroundProcess {
         self.child.wait().map_err(|source| Error::Io { what, source })
     }
 
+    /// Asks it to stop (SIGTERM, with the `kill` utility) and waits up to `grace` for it to
+    /// exit; SIGKILLs it after that. Returns its exit status and whether it exited by itself
+    /// in time.
+    pub fn terminate(&mut self, grace: Duration) -> Result<(ExitStatus, bool), Error> {
+        if let Some(status) = self.try_wait()? {
+            return Ok((status, true));
+        }
+        let pid = self.child.id().to_string();
+        let out = Command::new("kill").args(["-TERM", &pid]).output().map_err(|source| {
+            Error::Io { what: format!("kill -TERM {pid} (`{}`)", self.command), source }
+        })?;
+        if !out.status.success() {
+            // Exited between the check and the signal.
+            return self.kill().map(|s| (s, true));
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait()? {
+                return Ok((status, true));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill().map(|s| (s, false))
+    }
+
     /// Kills (SIGKILL) and reaps it; returns its exit status.
     pub fn stop(mut self) -> Result<ExitStatus, Error> {
         let what = format!("stopping `{}` (pid {})", self.command, self.child.id());
