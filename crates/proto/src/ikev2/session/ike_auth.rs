@@ -209,7 +209,11 @@ impl Session {
             payloads.push(Payload::IdR(id_payload(id)));
         }
         payloads.extend(auth);
-        payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, Vec::new())));
+        if self.config.initial_contact && !self.reauth.is_reauth {
+            // Not when reauthenticating: the peer would drop the IKE SA we replace before the
+            // new one carries the CHILD_SAs (make-before-break).
+            payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, Vec::new())));
+        }
         let mut local_create = None;
         if let Some(name) = child {
             match self.child_config(&name) {
