@@ -964,6 +964,9 @@ charon {{
     load_modular = no
     load = {CHARON_PLUGINS}
     install_virtual_ip = no
+    # Reauthentication (reauth_time) as make-before-break: the new IKE SA and its CHILD_SAs
+    # first, then the old one goes (5.9.8's default is break-before-make).
+    make_before_break = yes
     retransmit_timeout = 2
     retransmit_tries = 3
     syslog {{

@@ -81,6 +81,8 @@ pub struct Endpoint {
     last_now: Option<Instant>,
     /// IKE SAs to delete at a time (`unique = replace` after a grace period).
     replace_at: Vec<(Instant, SessionId)>,
+    /// Reauthentications under way: (new session, the session it replaces).
+    reauths: Vec<(SessionId, SessionId)>,
 }
 
 /// A connection to initiate again at a time.
@@ -139,6 +141,7 @@ impl Endpoint {
             restarts: Vec::new(),
             last_now: None,
             replace_at: Vec::new(),
+            reauths: Vec::new(),
         }
     }
 
@@ -241,13 +244,15 @@ impl Endpoint {
         match self.sessions.get_mut(&id) {
             Some(session) => {
                 session.handle_datagram(now, local, remote, bytes);
-                if let Some(next) = session.take_successor() {
+                let spawned: Vec<_> = core::iter::from_fn(|| session.take_successor()).collect();
+                for next in spawned {
                     self.attach(now, *next);
                 }
             }
             None => self.stats.unknown_spi += 1,
         }
         self.enforce_uniqueness(now, id);
+        self.run_reauths(now);
     }
 
     fn handle_init_request(
@@ -394,10 +399,84 @@ impl Endpoint {
             if s.poll_timeout().is_some_and(|t| t <= now) {
                 s.handle_timeout(now);
             }
-            successors.extend(s.take_successor());
+            successors.extend(core::iter::from_fn(|| s.take_successor()));
         }
         for next in successors {
             self.attach(now, *next);
+        }
+        self.run_reauths(now);
+    }
+
+    /// Reauthenticates IKE SA `id` now (make-before-break; see [`Session::reauthenticate`]).
+    pub fn reauthenticate(&mut self, now: Instant, id: SessionId) -> Result<(), CommandError> {
+        self.last_now = Some(now);
+        self.sessions.get_mut(&id).ok_or(CommandError::UnknownSession(id))?.reauthenticate();
+        self.run_reauths(now);
+        Ok(())
+    }
+
+    /// The IKE SA that session `id` reauthenticates, while that is under way.
+    pub fn reauth_of(&self, id: SessionId) -> Option<SessionId> {
+        self.reauths.iter().find(|(new, _)| *new == id).map(|(_, old)| *old)
+    }
+
+    /// A reauthentication's new IKE SA that never came up: the IKE SA it was to replace lives
+    /// on, so its connection is not initiated again.
+    fn failed_reauth(&self, id: SessionId) -> bool {
+        self.sessions.get(&id).is_some_and(|s| s.is_reauth() && !s.was_established())
+    }
+
+    /// Starts due reauthentications and finishes those whose new IKE SA is ready.
+    fn run_reauths(&mut self, now: Instant) {
+        let due: Vec<(SessionId, Vec<String>)> = self
+            .sessions
+            .iter_mut()
+            .filter_map(|(id, s)| s.take_reauth_request().map(|c| (*id, c)))
+            .collect();
+        for (old, children) in due {
+            let Some(s) = self.sessions.get(&old) else { continue };
+            let conn = s.config().clone();
+            let (local, remote) = s.addresses();
+            let (local, remote) =
+                (SocketAddr::new(local.ip(), 500), SocketAddr::new(remote.ip(), 500));
+            let first = children.first().map(String::as_str);
+            let mut new = Session::initiate(now, self.provider, conn, first, local, remote);
+            new.set_reauth();
+            for child in children.iter().skip(1) {
+                new.create_child(now, child);
+            }
+            let id = self.attach(now, new);
+            self.reauths.push((id, old));
+        }
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        self.reauths.retain(|&(new, old)| {
+            let old_alive = self.sessions.get(&old).is_some_and(|s| !s.is_closed());
+            match self.sessions.get(&new) {
+                _ if !old_alive => false,
+                Some(s) if !s.is_closed() => {
+                    if s.info().is_some() && s.is_settled() {
+                        done.push(old);
+                        false
+                    } else {
+                        true
+                    }
+                }
+                _ => {
+                    failed.push(old);
+                    false
+                }
+            }
+        });
+        for old in done {
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.reauth_complete(now);
+            }
+        }
+        for old in failed {
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.reauth_failed();
+            }
         }
     }
 
@@ -506,6 +585,7 @@ impl Endpoint {
         }
         if let Some((id, Event::Closed(reason))) = &found
             && let Some(now) = self.last_now
+            && !self.failed_reauth(*id)
         {
             self.plan_restart(now, *id, reason);
         }

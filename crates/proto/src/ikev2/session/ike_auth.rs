@@ -212,7 +212,9 @@ impl Session {
             payloads.push(Payload::IdR(id_payload(id)));
         }
         payloads.extend(auth);
-        if self.sends_initial_contact() {
+        if self.sends_initial_contact() && !self.reauth.is_reauth {
+            // Not when reauthenticating: the peer would drop the IKE SA we replace before the
+            // new one carries the CHILD_SAs (make-before-break).
             payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, Vec::new())));
         }
         let mut local_create = None;

@@ -7,13 +7,23 @@
 //! the DELETE exchange ("retiring"). The new one inherits the old one's authentication proof,
 //! as the RFC intends (rekeying does not authenticate again; `reauth_time` does).
 //!
-//! Collisions are avoided rather than resolved: while our IKE rekey (or any CHILD_SA exchange
-//! of ours) is in flight, the peer's IKE rekey is answered TEMPORARY_FAILURE and it tries again
-//! later (§2.25.2 allows it; strongSwan retries after a random delay). Likewise a CHILD_SA
-//! request reaching an IKE SA that is being rekeyed.
+//! # Collisions (§2.8.2)
+//!
+//! When the peer's IKE rekey arrives while ours is in flight, both are answered and two new
+//! IKE SAs exist. The one made by the exchange holding the lowest of the four nonces is
+//! redundant: its initiator deletes it, and the initiator of the surviving one deletes the old
+//! IKE SA; the CHILD_SAs move to the survivor. We answer the peer's request, keep the SA it made
+//! aside ([`PassiveIkeRekey`]) and decide when our response comes, as strongSwan does
+//! (`ike_rekey.c`, `collision_lost`). If the peer did not notice the collision (its response
+//! is TEMPORARY_FAILURE, or its DELETE of the old IKE SA comes first), its new SA is taken.
+//!
+//! A peer's IKE rekey is still answered TEMPORARY_FAILURE while one of our CHILD_SA
+//! exchanges or a DELETE is running, while we reauthenticate, and on a retiring SA (§2.25.2);
+//! likewise a CHILD_SA request reaching an IKE SA that is being rekeyed.
 
 use std::time::{Duration, Instant};
 
+use super::rekey::{collision_lost, min_nonce};
 use super::{
     CloseReason, Established, Event, FailureKind, KeState, Procedure, Queued, Session, State,
     error_notify,
@@ -26,6 +36,20 @@ use crate::wire::ikev2::{ExchangeType, HeaderRepr, Ke, Nonce, Notify, NotifyType
 /// Retry a refused IKE rekey after this (minus up to the jitter).
 const RETRY: Duration = Duration::from_secs(15);
 const RETRY_JITTER: Duration = Duration::from_secs(5);
+
+/// How long an old or redundant IKE SA waits for the peer's DELETE before it is dropped
+/// (strongSwan deletes a passively rekeyed IKE SA after 90 s).
+const RETIRE_WAIT: Duration = Duration::from_secs(90);
+
+/// The peer's IKE rekey we answered while ours was in flight: the SA it made and the lower
+/// nonce of its exchange.
+pub(super) struct PassiveIkeRekey {
+    successor: Box<Session>,
+    nonce_min: Vec<u8>,
+}
+
+/// An accepted IKE rekey request: the new IKE SA, our response, the exchange's lower nonce.
+type Accepted = (Box<Session>, Vec<Payload>, Vec<u8>);
 
 /// Our IKE rekey request, waiting for the answer.
 #[derive(Debug)]
@@ -50,9 +74,11 @@ impl Session {
         }
     }
 
-    /// The new IKE SA after a completed rekey, for the endpoint to take over.
+    /// The next new IKE SA this one made, for the endpoint to take over: the successor of a
+    /// completed rekey, or a redundant IKE SA of a rekey collision (it closes once its DELETE
+    /// is done, reporting [`CloseReason::Rekeyed`]). Call until `None`.
     pub fn take_successor(&mut self) -> Option<Box<Self>> {
-        self.successor.take()
+        self.spawned.pop_front()
     }
 
     // ---- timers ----
@@ -62,18 +88,36 @@ impl Session {
         let l = self.config.lifetime;
         self.ike_rekey_at = self.jittered(now, l.rekey_time, l.rand_time);
         self.ike_expire_at = (!l.rekey_time.is_zero()).then(|| now + l.rekey_time + l.over_time);
+        self.arm_reauth_timers(now);
         self.last_heard.get_or_insert(now);
     }
 
     pub(super) fn ike_deadline(&self) -> Option<Instant> {
         if self.retiring {
-            return None;
+            return self.retire_deadline.filter(|_| !self.deleting_ike());
         }
-        [self.ike_rekey_at, self.ike_expire_at].into_iter().flatten().min()
+        [self.ike_rekey_at, self.ike_expire_at, self.reauth_deadline()].into_iter().flatten().min()
+    }
+
+    /// A DELETE of this IKE SA is running or queued.
+    fn deleting_ike(&self) -> bool {
+        matches!(self.outstanding.as_ref().map(|o| &o.procedure), Some(Procedure::DeleteIke))
+            || self.queue.iter().any(|q| matches!(q, Queued::DeleteIke))
     }
 
     pub(super) fn run_ike_timers(&mut self, now: Instant) {
-        if self.retiring || self.established().is_none() {
+        if self.retiring {
+            // The peer never deleted the old (or its redundant) IKE SA: drop it.
+            if !self.deleting_ike() && self.retire_deadline.is_some_and(|t| t <= now) {
+                self.finish(CloseReason::LocalDelete);
+            }
+            return;
+        }
+        if self.established().is_none() {
+            return;
+        }
+        self.run_reauth_timers(now);
+        if self.is_closed() {
             return;
         }
         if self.ike_expire_at.is_some_and(|t| t <= now) {
@@ -90,7 +134,12 @@ impl Session {
             return;
         }
         if self.ike_rekey_at.is_some_and(|t| t <= now) {
-            self.rekey_ike(now);
+            if self.reauth.in_progress {
+                // The IKE SA is being replaced by a reauthentication: no rekey meanwhile.
+                self.ike_retry_later(now);
+            } else {
+                self.rekey_ike(now);
+            }
         }
     }
 
@@ -157,6 +206,11 @@ impl Session {
             return;
         }
         if let Some(n) = error_notify(payloads) {
+            if self.conclude_ike_collision(now) {
+                // The peer answered our rekey with an error but we answered its own: it did
+                // not notice the collision, its new IKE SA carries on.
+                return;
+            }
             if !matches!(n.ty, NotifyType::TEMPORARY_FAILURE | NotifyType::NO_ADDITIONAL_SAS) {
                 self.report_failure(
                     FailureKind::PeerError,
@@ -166,7 +220,7 @@ impl Session {
             self.ike_retry_later(now);
             return;
         }
-        let result = (|| -> Result<(Box<Self>, u64), String> {
+        let result = (|| -> Result<(Box<Self>, Vec<u8>), String> {
             let sa = first!(payloads, Sa).ok_or("response lacks the SA payload")?;
             let [chosen] = sa.proposals.as_slice() else {
                 return Err("response must carry exactly one proposal".into());
@@ -196,16 +250,35 @@ impl Session {
                 &rekey.nonce,
                 &nr,
             )?;
-            Ok((successor, rekey.spi))
+            Ok((successor, nr))
         })();
         match result {
-            Ok((successor, _)) => {
-                self.hand_over(now, successor);
-                // The rekey's initiator deletes the old IKE SA (§2.18).
-                self.queue.clear();
-                self.queue.push_back(Queued::DeleteIke);
-            }
+            Ok((successor, nr)) => match self.ike_collision.take() {
+                Some(passive)
+                    if collision_lost(min_nonce(&rekey.nonce, &nr), &passive.nonce_min) =>
+                {
+                    // §2.8.2: our exchange holds the lowest nonce, the SA it made is redundant
+                    // and ours to delete; the peer's new SA takes over and the peer deletes the
+                    // old one.
+                    self.spawn_redundant(now, successor, true);
+                    self.hand_over(now, passive.successor);
+                }
+                passive => {
+                    if let Some(passive) = passive {
+                        // We won: the peer deletes the SA its exchange made.
+                        self.spawn_redundant(now, passive.successor, false);
+                    }
+                    self.hand_over(now, successor);
+                    // The rekey's initiator deletes the old IKE SA (§2.18).
+                    self.retire_deadline = None;
+                    self.queue.clear();
+                    self.queue.push_back(Queued::DeleteIke);
+                }
+            },
             Err(message) => {
+                if self.conclude_ike_collision(now) {
+                    return;
+                }
                 self.report_failure(
                     FailureKind::Protocol,
                     format!("rekeying the IKE SA failed: {message}"),
@@ -228,16 +301,20 @@ impl Session {
             s.send_protected_response(ExchangeType::CREATE_CHILD_SA, header.message_id, payloads);
         };
         let error = |ty: NotifyType, data: Vec<u8>| [Payload::Notify(Notify::new(ty, data))];
-        // Busy with an exchange of our own that would move or change SAs: later, please.
+        // Busy with an exchange of our own that would move or change SAs, or replacing this IKE
+        // SA already: later, please (§2.25.2; strongSwan's `process_r` in ike_rekey.c). Our own
+        // IKE rekey in flight is a collision, resolved by the nonces.
         let busy = matches!(
             self.outstanding.as_ref().map(|o| &o.procedure),
-            Some(Procedure::RekeyIke(_) | Procedure::CreateChild(_) | Procedure::DeleteIke)
+            Some(Procedure::CreateChild(_) | Procedure::DeleteChild(_) | Procedure::DeleteIke)
         );
-        if self.retiring || busy {
+        let colliding =
+            matches!(self.outstanding.as_ref().map(|o| &o.procedure), Some(Procedure::RekeyIke(_)));
+        if self.retiring || busy || self.reauth.in_progress || self.ike_collision.is_some() {
             respond(self, &error(NotifyType::TEMPORARY_FAILURE, Vec::new()));
             return;
         }
-        let result = (|| -> Result<(Box<Self>, Vec<Payload>), [Payload; 1]> {
+        let result = (|| -> Result<Accepted, [Payload; 1]> {
             let syntax = || error(NotifyType::INVALID_SYNTAX, Vec::new());
             let sa = first!(payloads, Sa).ok_or_else(syntax)?;
             let selected =
@@ -274,6 +351,7 @@ impl Session {
                     &nr,
                 )
                 .map_err(|_| error(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()))?;
+            let nonce_min = min_nonce(&ni, &nr).to_vec();
             let response = vec![
                 Payload::Sa(Sa { proposals: vec![selected.to_wire(spi.to_be_bytes().to_vec())] }),
                 Payload::Nonce(Nonce { data: nr }),
@@ -282,15 +360,47 @@ impl Session {
                     data: ours.secret.public_value().to_vec(),
                 }),
             ];
-            Ok((successor, response))
+            Ok((successor, response, nonce_min))
         })();
         match result {
-            Ok((successor, response)) => {
+            Ok((successor, response, nonce_min)) => {
                 respond(self, &response);
-                self.hand_over(now, successor);
+                if colliding {
+                    // Both ends rekey: the nonces decide once our response is in.
+                    self.ike_collision = Some(PassiveIkeRekey { successor, nonce_min });
+                } else {
+                    self.hand_over(now, successor);
+                }
             }
             Err(refusal) => respond(self, &refusal),
         }
+    }
+
+    /// Our rekey collided with the peer's but came to nothing (error answer, or the peer
+    /// deleted the old IKE SA): the peer did not notice the collision, so its new IKE SA takes
+    /// over (strongSwan's `conclude_collision`). Whether there was one.
+    pub(super) fn conclude_ike_collision(&mut self, now: Instant) -> bool {
+        match self.ike_collision.take() {
+            Some(passive) => {
+                self.hand_over(now, passive.successor);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hands a new IKE SA that lost a collision to the endpoint, CHILD_SA-less: `delete` when
+    /// we made it (we delete it), else it waits for the peer's DELETE.
+    fn spawn_redundant(&mut self, now: Instant, mut redundant: Box<Self>, delete: bool) {
+        redundant.retiring = true;
+        redundant.last_heard = Some(now);
+        if delete {
+            redundant.queue.push_back(Queued::DeleteIke);
+            redundant.run_queue(now);
+        } else {
+            redundant.retire_deadline = Some(now + RETIRE_WAIT);
+        }
+        self.spawned.push_back(redundant);
     }
 
     // ---- shared ----
@@ -364,21 +474,61 @@ impl Session {
             .collect();
         successor.last_heard = Some(now);
         successor.arm_ike_timers(now);
+        self.carry_reauth(&mut successor);
         let Some(info) = successor.info().cloned() else { return };
         self.retiring = true;
         self.ike_rekey_at = None;
         self.ike_expire_at = None;
+        // The peer deletes the old IKE SA (unless we do, see the caller).
+        self.retire_deadline = Some(now + RETIRE_WAIT);
         self.events.push_back(Event::IkeSaRekeyed(info));
         successor.run_queue(now);
-        self.successor = Some(successor);
+        self.spawned.push_back(successor);
     }
 
     /// How a retiring IKE SA ends.
     pub(super) fn retired_reason(&self, reason: CloseReason) -> CloseReason {
-        if self.retiring && matches!(reason, CloseReason::LocalDelete | CloseReason::PeerDelete) {
+        let deleted = matches!(reason, CloseReason::LocalDelete | CloseReason::PeerDelete);
+        if self.retiring && deleted {
             CloseReason::Rekeyed
+        } else if self.reauth.replaced && deleted {
+            CloseReason::Reauthenticated
         } else {
             reason
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{collision_lost, min_nonce};
+
+    /// RFC 7296 §2.8.2: "If a redundant SA is created, then the SA created with the lowest of
+    /// the four nonces used in the two exchanges SHOULD be closed by the endpoint that created
+    /// it." Each row puts the lowest nonce somewhere else among A's request nonce, B's request
+    /// nonce, B's response to A and A's response to B (strongSwan's `test_collision` table);
+    /// `a_lost`: A's exchange made the redundant IKE SA.
+    #[test]
+    fn the_ike_sa_of_the_exchange_with_the_lowest_nonce_is_redundant() {
+        let rows: [([u8; 4], bool); 4] = [
+            ([0x00, 0xff, 0xff, 0xff], true),
+            ([0xff, 0x00, 0xff, 0xff], false),
+            ([0xff, 0xff, 0x00, 0xff], true),
+            ([0xff, 0xff, 0xff, 0x00], false),
+        ];
+        for ([a_ni, b_ni, b_nr, a_nr], a_lost) in rows {
+            // 32-byte nonces differing only in their first byte, the rest random-looking.
+            let n = |first: u8, fill: u8| {
+                let mut v = vec![first];
+                v.resize(32, fill);
+                v
+            };
+            let (a_ni, b_ni, b_nr, a_nr) = (n(a_ni, 1), n(b_ni, 2), n(b_nr, 3), n(a_nr, 4));
+            // A's exchange: A's request, B's response; B's exchange: B's request, A's response.
+            let a_exchange = min_nonce(&a_ni, &b_nr);
+            let b_exchange = min_nonce(&b_ni, &a_nr);
+            assert_eq!(collision_lost(a_exchange, b_exchange), a_lost, "A's view");
+            assert_eq!(collision_lost(b_exchange, a_exchange), !a_lost, "B's view");
         }
     }
 }

@@ -94,10 +94,14 @@ impl Session {
     ) -> Option<u32> {
         let pos = self.children.iter().position(|c| c.inbound_spi == inbound_spi)?;
         let child = self.children.remove(pos);
+        // A new SA we answered the peer's rekey with replaces it (also when our own rekey of
+        // it collided and is still out): the peer's DELETE ends a replaced SA.
+        let replaced = self.pending_activation.iter().any(|(_, old)| *old == inbound_spi);
         let reason = match (child.state, reason) {
             (ChildState::Rekeyed, DownReason::LocalDelete | DownReason::PeerDelete) => {
                 DownReason::Rekeyed
             }
+            (_, DownReason::PeerDelete) if replaced => DownReason::Rekeyed,
             _ => reason,
         };
         self.rekey_retries.retain(|(_, s)| *s != inbound_spi);
@@ -179,6 +183,10 @@ impl Session {
         }
         if delete_ike {
             self.send_protected_response(ExchangeType::INFORMATIONAL, header.message_id, &[]);
+            // Our IKE rekey collided with the peer's and the peer, not having noticed (or
+            // having won before our response came), deletes the old IKE SA: its new one
+            // carries on (§2.8.2, strongSwan's `collide` with an IKE_DELETE).
+            self.conclude_ike_collision(now);
             self.finish(CloseReason::PeerDelete);
             return;
         }

@@ -53,6 +53,7 @@ mod ike_auth;
 mod ike_rekey;
 mod ike_sa_init;
 mod informational;
+mod reauth;
 mod rekey;
 mod unique;
 
@@ -172,6 +173,9 @@ pub enum CloseReason {
     /// The peer sent INITIAL_CONTACT on a newer IKE SA: it restarted and lost this one, which
     /// was dropped without a DELETE ([`Event::Superseded`]).
     Superseded,
+    /// It was reauthenticated: a new IKE SA, made from scratch with the same peer, took over
+    /// its CHILD_SAs (make-before-break) and this one was deleted.
+    Reauthenticated,
 }
 
 /// Facts about an established IKE SA, for events and status.
@@ -391,8 +395,16 @@ pub struct Session {
     rekeys: u32,
     /// Rekeyed: the CHILD_SAs moved to the successor; only the DELETE exchange is left.
     retiring: bool,
-    /// The new IKE SA of a completed rekey, until the endpoint takes it.
-    successor: Option<Box<Self>>,
+    /// New IKE SAs this one made, until the endpoint takes them: the successor of a completed
+    /// rekey, and the redundant SA of a rekey collision (waiting for its DELETE).
+    spawned: VecDeque<Box<Self>>,
+    /// The peer's IKE rekey we answered while ours was in flight (§2.8.2), until the nonces
+    /// decide which new IKE SA survives.
+    ike_collision: Option<ike_rekey::PassiveIkeRekey>,
+    /// Retiring without deleting it ourselves: give up waiting for the peer's DELETE then.
+    retire_deadline: Option<Instant>,
+    /// Reauthentication (`reauth_time`, make-before-break): see `reauth.rs`.
+    reauth: reauth::ReauthState,
     /// It reached `Established` at some point.
     was_established: bool,
     /// The child asked for when we initiated, and which try this is (`keyingtries`).
@@ -484,7 +496,7 @@ impl Session {
                 && self.queue.is_empty()
                 && self.half_open_deadline.is_none()
                 && self.retired.is_empty()
-                && self.successor.is_none())
+                && self.spawned.is_empty())
     }
 
     /// Whether the IKE SA was established at some point (also after it closed).
@@ -729,7 +741,10 @@ impl Session {
             ike_expire_at: None,
             rekeys: 0,
             retiring: false,
-            successor: None,
+            spawned: VecDeque::new(),
+            ike_collision: None,
+            retire_deadline: None,
+            reauth: reauth::ReauthState::default(),
             was_established: false,
             initial_child: None,
             attempt: 1,
@@ -921,6 +936,8 @@ impl Session {
         self.pending_activation.clear();
         self.rekey_retries.clear();
         self.half_open_deadline = None;
+        self.ike_collision = None;
+        self.retire_deadline = None;
         self.state = State::Closed;
         self.events.push_back(Event::Closed(reason));
     }

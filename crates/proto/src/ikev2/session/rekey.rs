@@ -61,13 +61,13 @@ struct Collision {
 }
 
 /// The lower of an exchange's two nonces (compared as octet strings, §2.8.1).
-fn min_nonce<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
+pub(super) fn min_nonce<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
     if a <= b { a } else { b }
 }
 
 /// Whether our rekey lost a collision: `ours` and `theirs` are the lower nonces of our
 /// exchange and of the peer's; the exchange with the lowest nonce made the redundant SA.
-fn collision_lost(ours: &[u8], theirs: &[u8]) -> bool {
+pub(super) fn collision_lost(ours: &[u8], theirs: &[u8]) -> bool {
     ours < theirs
 }
 
@@ -307,7 +307,19 @@ impl Session {
         old_in: u32,
         ty: NotifyType,
     ) {
+        let collided = create.rekey.as_ref().is_some_and(|r| r.collision.is_some());
         match ty {
+            // We answered the peer's rekey of the same SA and it refused ours (busy with the
+            // old SA, or already deleted it): it did not notice the collision, its rekey
+            // completed first, so its new SA replaces the old one, which it deletes. No retry
+            // and no fresh SA (strongSwan's child_rekey.c concludes the collision the same
+            // way); the old SA, if still here, lingers like any replaced one.
+            _ if collided => {
+                if let Some(old) = self.children.iter_mut().find(|c| c.inbound_spi == old_in) {
+                    old.state = ChildState::Rekeyed;
+                    old.rekey_at = None;
+                }
+            }
             // The peer is busy with that SA (rekeying or deleting it): try again later.
             NotifyType::TEMPORARY_FAILURE => self.rekey_retry_later(now, old_in),
             // The peer does not know the SA any more: replace it with a fresh one.
