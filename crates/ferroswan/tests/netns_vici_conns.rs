@@ -401,6 +401,22 @@ fn swanctl_loads_lists_initiates_and_terminates_against_ferroswan() {
     assert_ok_with(&out, &["rekey completed successfully"]);
     lab.wait_ike_rekeyed(&old_ike);
     lab.ping_across();
+    // Reauthentication: a new IKE SA from scratch (make-before-break), the CHILD_SA made again.
+    let (ike, _) = wait_child_up(&lab.moon, SA_TIMEOUT, None).unwrap();
+    let old_ike = ike.get_str("uniqueid").unwrap().to_owned();
+    let out = lab.swanctl_moon(&["--rekey", "--ike", "net", "--reauth"]);
+    assert_ok_with(&out, &["rekey completed successfully"]);
+    lab.wait_ike_rekeyed(&old_ike);
+    let (_, child) = wait_child_up(&lab.moon, SA_TIMEOUT, None).unwrap();
+    lab.wait_spis_agree(&child);
+    lab.ping_across();
+    let (ike, _) = wait_child_up(&lab.moon, SA_TIMEOUT, None).unwrap();
+    let old_ike = ike.get_str("uniqueid").unwrap().to_owned();
+    let out = lab.ferroswan(&["rekey", "net", "--reauth"]);
+    assert_ok_with(&out, &["reauthenticating 1 IKE SA(s) of connection 'net'"]);
+    lab.wait_ike_rekeyed(&old_ike);
+    let (_, child) = wait_child_up(&lab.moon, SA_TIMEOUT, None).unwrap();
+    lab.wait_spis_agree(&child);
     let old_child = child.get_str("uniqueid").unwrap().to_owned();
     let out = lab.ferroswan(&["rekey", "net", "--child", "net"]);
     assert_ok_with(&out, &["rekey of 'net' completed successfully"]);

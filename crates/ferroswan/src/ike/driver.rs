@@ -826,25 +826,35 @@ impl Driver {
         let selected = self.select(target);
         let mut count = 0;
         for (id, spis) in selected {
+            if reauth {
+                // Make-before-break: a new IKE SA from scratch, then the old one goes.
+                if self.endpoint.reauthenticate(now, id).is_ok() {
+                    count += 1;
+                }
+                continue;
+            }
             let Some(s) = self.endpoint.session_mut(id) else { continue };
             if target.is_child() {
                 for spi in spis {
                     s.rekey_child(now, spi);
                     count += 1;
                 }
-            } else if reauth {
-                return Err("reauthentication (rekey --reauth) is not supported yet".into());
             } else {
                 s.rekey_ike(now);
                 count += 1;
             }
         }
-        let what = if target.is_child() { "CHILD_SA" } else { "IKE SA" };
+        let (verb, what) = match (target.is_child(), reauth) {
+            (true, _) => ("rekeying", "CHILD_SA"),
+            (false, false) => ("rekeying", "IKE SA"),
+            (false, true) => ("reauthenticating", "IKE SA"),
+        };
         if count == 0 {
             return Err(format!("no {what} matches {}", target.describe()));
         }
-        tracing::info!("rekeying {count} {what}(s) of {} (requested)", target.describe());
-        Ok(format!("rekeying {count} {what}(s) of {}", target.describe()))
+        let line = format!("{verb} {count} {what}(s) of {}", target.describe());
+        tracing::info!("{line} (requested)");
+        Ok(line)
     }
 
     /// Starts a connection toward its configured remote address.
