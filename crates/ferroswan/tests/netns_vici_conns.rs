@@ -384,6 +384,10 @@ fn swanctl_loads_lists_initiates_and_terminates_against_ferroswan() {
     lab.ping_across();
     let out = lab.swanctl_moon(&["--list-sas"]);
     assert_ok_with(&out, &["net: #", "ESTABLISHED, IKEv2", "net: #", "INSTALLED, TUNNEL"]);
+    // The IKE SA's time to rekey (swanctl prints it only when charon's key is there).
+    let listed = stdout(&out);
+    let ike_line = listed.lines().find(|l| l.trim_start().starts_with("established ")).unwrap();
+    assert!(ike_line.contains("s ago, rekeying in "), "{listed}");
 
     // 4b. swanctl --rekey of the CHILD_SA and of the IKE SA, then ferroswan's own `rekey`:
     //     each time a new SA (new unique id) on both sides, SPIs agreeing, traffic flowing.

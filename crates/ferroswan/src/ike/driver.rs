@@ -250,6 +250,10 @@ pub struct IkeStatus {
     pub established: Instant,
     /// charon-style unique id.
     pub unique_id: u32,
+    /// When it will be rekeyed (kept current from the session).
+    pub rekey_at: Option<Instant>,
+    /// When it will be reauthenticated (kept current from the session).
+    pub reauth_at: Option<Instant>,
     /// Its CHILD_SAs.
     pub children: Vec<ChildStatus>,
 }
@@ -907,12 +911,15 @@ impl Driver {
         self.sync_status();
     }
 
-    /// Copies the sessions' live CHILD_SA facts (state, rekey and expiry times) into the
-    /// status, so `list-sas` shows REKEYING/REKEYED/DELETING as they happen.
+    /// Copies the sessions' live facts (IKE rekey and reauth times; CHILD_SA state, rekey and
+    /// expiry times) into the status, so `list-sas` shows REKEYING/REKEYED/DELETING as they
+    /// happen.
     fn sync_status(&self) {
         let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         for (id, sa) in &mut st.sas {
             let Some(session) = self.endpoint.session(SessionId(*id)) else { continue };
+            sa.rekey_at = session.ike_rekey_due().0;
+            sa.reauth_at = session.reauth_due();
             for c in &mut sa.children {
                 if let Some(live) =
                     session.children().iter().find(|l| l.inbound_spi == c.up.inbound_spi)
@@ -991,6 +998,8 @@ impl Driver {
                         info,
                         established: Instant::now(),
                         unique_id,
+                        rekey_at: None,
+                        reauth_at: None,
                         children: Vec::new(),
                     },
                 );
@@ -1010,7 +1019,14 @@ impl Driver {
                 let children = st.sas.remove(&id.0).map(|s| s.children).unwrap_or_default();
                 st.sas.insert(
                     new.0,
-                    IkeStatus { info, established: Instant::now(), unique_id, children },
+                    IkeStatus {
+                        info,
+                        established: Instant::now(),
+                        unique_id,
+                        rekey_at: None,
+                        reauth_at: None,
+                        children,
+                    },
                 );
             }
             Event::ChildSaUp(up) => self.install(id, *up),

@@ -61,6 +61,12 @@ pub(super) struct LocalIkeRekey {
 }
 
 impl Session {
+    /// When the IKE SA will be rekeyed (`rekey_time` minus jitter, or a retry; `None`: off
+    /// or running) and when it ends for good (`over_time` past it).
+    pub fn ike_rekey_due(&self) -> (Option<Instant>, Option<Instant>) {
+        (self.ike_rekey_at, self.ike_expire_at)
+    }
+
     // ---- commands ----
 
     /// Rekeys the IKE SA now (it is also rekeyed when `rekey_time` comes).

@@ -35,6 +35,12 @@ pub(super) struct ReauthState {
 }
 
 impl Session {
+    /// When the IKE SA will be reauthenticated (`reauth_time` minus jitter; `None`: off,
+    /// running, or done).
+    pub fn reauth_due(&self) -> Option<Instant> {
+        self.reauth.at
+    }
+
     // ---- commands ----
 
     /// Reauthenticates the IKE SA now (it is also done when `reauth_time` comes): the
