@@ -6,6 +6,12 @@
 //! jumps the clock to the next timer. Faults: drop by a predicate on the datagram's index
 //! and contents, duplicate, reorder (random extra delay), all from a seeded generator, so a
 //! failing run replays exactly.
+//!
+//! Manual delivery ([`Pair::set_manual`]), for scenarios that need one message order exactly
+//! (strongSwan's exchange tests): the endpoints' IKE datagrams are held in send order instead
+//! of travelling; the test takes the next one addressed to a side ([`Pair::take`]) and
+//! delivers it ([`Pair::deliver`]) now, later, after others, or never (a drop). ESP packets
+//! and timers keep running with [`Pair::advance`].
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
@@ -23,6 +29,7 @@ use ferroswan_proto::ikev2::proposal::{Preference, ProposalSpec};
 use ferroswan_proto::ikev2::session::{Event, Transmit};
 use ferroswan_proto::ikev2::ts::TsSpec;
 use ferroswan_proto::ikev2::{Endpoint, SessionId};
+use ferroswan_proto::wire::ikev2::{ExchangeType, HeaderPacket};
 
 use crate::SeededRandom;
 
@@ -174,6 +181,33 @@ impl SimSas {
     }
 }
 
+impl Side {
+    /// The other endpoint.
+    pub fn other(self) -> Self {
+        match self {
+            Self::A => Self::B,
+            Self::B => Self::A,
+        }
+    }
+}
+
+/// An IKE datagram held back by manual delivery ([`Pair::set_manual`]).
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The sender.
+    pub from: Side,
+    /// The datagram.
+    pub transmit: Transmit,
+}
+
+impl Held {
+    /// The exchange type and whether it is a response, from the IKE header.
+    pub fn kind(&self) -> Option<(ExchangeType, bool)> {
+        let h = HeaderPacket::new_checked(&self.transmit.payload[..]).ok()?;
+        Some((h.exchange_type(), h.flags().response()))
+    }
+}
+
 /// What happened to the data packets of [`Pair::send_data`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {
@@ -256,6 +290,8 @@ pub struct Pair {
     /// Print every event and lost packet (`FERROSWAN_SIM_TRACE=1`).
     pub trace: bool,
     in_flight: Vec<InFlight>,
+    manual: bool,
+    held: Vec<Held>,
     rng: SeededRandom,
     seq: u64,
     start: Instant,
@@ -312,6 +348,8 @@ impl Pair {
             traffic: Traffic::default(),
             trace: std::env::var_os("FERROSWAN_SIM_TRACE").is_some(),
             in_flight: Vec::new(),
+            manual: false,
+            held: Vec::new(),
             rng: SeededRandom::new(7),
             seq: 0,
             start: now,
@@ -359,6 +397,10 @@ impl Pair {
                 let index = self.wire.len() as u64;
                 self.wire.push((side, t.clone()));
                 let to = if side == Side::A { Side::B } else { Side::A };
+                if self.manual {
+                    self.held.push(Held { from: side, transmit: t });
+                    continue;
+                }
                 let drop = self.drop.as_mut().is_some_and(|f| f(index, side, &t));
                 if drop {
                     self.dropped += 1;
@@ -460,6 +502,58 @@ impl Pair {
             self.a.endpoint.handle_timeout(now);
             self.b.endpoint.handle_timeout(now);
         }
+    }
+
+    /// Manual delivery on (`true`): from now on IKE datagrams are held in send order until
+    /// [`Pair::take`]n and [`Pair::deliver`]ed; the drop predicate, duplication and jitter do
+    /// not apply to them. Off: the datagrams still held go on the wire, in order.
+    pub fn set_manual(&mut self, on: bool) {
+        self.collect();
+        self.manual = on;
+        if !on {
+            for h in core::mem::take(&mut self.held) {
+                let to = h.from.other();
+                self.seq += 1;
+                self.in_flight.push(InFlight {
+                    at: self.now + self.latency,
+                    to,
+                    what: Datagram::Ike(h.transmit),
+                    seq: self.seq,
+                });
+            }
+        }
+    }
+
+    /// The held datagrams addressed to `to`, oldest first (manual delivery).
+    pub fn held(&mut self, to: Side) -> Vec<&Held> {
+        self.collect();
+        self.held.iter().filter(|h| h.from != to).collect()
+    }
+
+    /// Takes the oldest held datagram addressed to `to` (manual delivery): deliver it now or
+    /// later with [`Pair::deliver`], or drop it. Panics when none is held.
+    pub fn take(&mut self, to: Side) -> Held {
+        self.collect();
+        let pos = self
+            .held
+            .iter()
+            .position(|h| h.from != to)
+            .unwrap_or_else(|| panic!("no IKE datagram held for {to:?}"));
+        self.held.remove(pos)
+    }
+
+    /// Hands a datagram to its receiver now, and collects what that caused.
+    pub fn deliver(&mut self, h: Held) {
+        let now = self.now;
+        let t = h.transmit;
+        self.peer(h.from.other()).endpoint.handle(now, t.remote, t.local, &t.payload);
+        self.collect();
+    }
+
+    /// [`Pair::take`] then [`Pair::deliver`]: the next datagram addressed to `to` arrives.
+    pub fn deliver_next(&mut self, to: Side) {
+        let h = self.take(to);
+        self.deliver(h);
     }
 
     /// `from` sends one data packet on the SA it would use now (latency and jitter apply,

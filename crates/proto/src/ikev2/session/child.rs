@@ -98,7 +98,7 @@ pub(super) struct LocalCreate {
     pub(super) transport: bool,
     /// CREATE_CHILD_SA only: our nonce and PFS key exchange.
     nonce: Option<Vec<u8>>,
-    ke: Option<KeState>,
+    pub(super) ke: Option<KeState>,
     restarts: u32,
     /// Rekeying an existing CHILD_SA.
     pub(super) rekey: Option<super::rekey::Rekey>,
@@ -709,8 +709,10 @@ impl Session {
             self.process_ike_rekey_request(now, header, payloads);
             return;
         }
-        // CHILD_SAs must not be made on an IKE SA that is being replaced (§2.25.2).
+        // CHILD_SAs must not be made on an IKE SA that is being replaced or deleted
+        // (§2.25.2; strongSwan answers TEMPORARY_FAILURE while deleting too).
         if self.retiring
+            || self.deleting_ike()
             || matches!(
                 self.outstanding.as_ref().map(|o| &o.procedure),
                 Some(Procedure::RekeyIke(_))
@@ -773,8 +775,12 @@ impl Session {
                     header.message_id,
                     &[Payload::Notify(Notify::new(refusal.notify, data))],
                 );
-                let name = refusal.child.clone().unwrap_or_else(|| "(no child)".to_owned());
-                self.fail_child(&name, refusal.kind, refusal.message);
+                // INVALID_KE_PAYLOAD is a step of the negotiation (the peer retries with the
+                // group named), not a failure.
+                if refusal.notify != NotifyType::INVALID_KE_PAYLOAD {
+                    let name = refusal.child.clone().unwrap_or_else(|| "(no child)".to_owned());
+                    self.fail_child(&name, refusal.kind, refusal.message);
+                }
             }
         }
     }

@@ -106,7 +106,7 @@ impl Session {
     }
 
     /// A DELETE of this IKE SA is running or queued.
-    fn deleting_ike(&self) -> bool {
+    pub(super) fn deleting_ike(&self) -> bool {
         matches!(self.outstanding.as_ref().map(|o| &o.procedure), Some(Procedure::DeleteIke))
             || self.queue.iter().any(|q| matches!(q, Queued::DeleteIke))
     }

@@ -168,6 +168,8 @@ impl Session {
                             if state != ChildState::Deleting {
                                 ours.push(inbound.to_be_bytes().to_vec());
                             }
+                        } else {
+                            self.note_unknown_delete(outbound);
                         }
                     }
                     if !ours.is_empty() {

@@ -16,10 +16,13 @@
 //!
 //! Collisions: both ends rekey X at once. Each answers the other's request, so two new SAs
 //! exist; the exchange holding the lowest of the four nonces lost (§2.8.1). Its initiator
-//! deletes the SA it made; the winner deletes X. A rekey whose X the peer deleted meanwhile
-//! makes a redundant SA, which we delete too (the peer wanted X gone). A request to rekey an
-//! SA we are deleting or already replaced is answered TEMPORARY_FAILURE; one for an SA we do
-//! not have, CHILD_SA_NOT_FOUND (§2.25.1).
+//! deletes the SA it made; the winner deletes X. Only the nonces decide: a winner whose X the
+//! peer deleted early keeps its new SA (strongSwan does too). A new SA the peer deleted before
+//! its answer reached us is never installed, and X goes with it. A request to rekey an SA we
+//! are deleting or already replaced is answered TEMPORARY_FAILURE; one for an SA we do not
+//! have, CHILD_SA_NOT_FOUND (§2.25.1), and when that answers our own rekey of an SA the peer
+//! deleted meanwhile, nothing is re-created. Scenario by scenario against strongSwan's
+//! exchange tests: `crates/test-support/tests/ikev2_rekey_scenarios_sim.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -45,11 +48,17 @@ pub(super) struct Rekey {
     pub(super) old_inbound: u32,
     /// The peer rekeyed the same SA while our request was out.
     collision: Option<Collision>,
+    /// SPIs (the peer's inbound) of DELETEs for SAs we did not know while our request was
+    /// out: the peer may have deleted the new SA before its answer reached us.
+    peer_deleted: Vec<u32>,
 }
+
+/// At most this many unknown DELETE SPIs are remembered per rekey.
+const PEER_DELETED_MAX: usize = 8;
 
 impl Rekey {
     pub(super) fn new(old_inbound: u32) -> Self {
-        Self { old_inbound, collision: None }
+        Self { old_inbound, collision: None, peer_deleted: Vec::new() }
     }
 }
 
@@ -140,7 +149,14 @@ impl Session {
         let mut due = Vec::new();
         for c in &mut self.children {
             if c.expire_at.is_some_and(|t| t <= now) {
-                expired.push((c.inbound_spi, c.state));
+                // Replaced by our answer to the peer's rekey, waiting for the peer's DELETE:
+                // the peer deletes it, and a DELETE of ours could overtake a late
+                // CREATE_CHILD_SA response (strongSwan's
+                // test_regular_responder_handle_hard_expire sends none either).
+                let peer_deletes = c.state == ChildState::Rekeyed
+                    && self.pending_activation.iter().any(|(_, old)| *old == c.inbound_spi);
+                let state = if peer_deletes { ChildState::Deleting } else { c.state };
+                expired.push((c.inbound_spi, state));
             } else if c.state == ChildState::Installed && c.rekey_at.is_some_and(|t| t <= now) {
                 c.rekey_at = None;
                 c.state = ChildState::Rekeying;
@@ -231,6 +247,16 @@ impl Session {
         };
         match self.prepare_child(&config, true) {
             Ok((mut create, _)) => {
+                // The PFS group the SA being replaced was made with, when still allowed: it was
+                // accepted before, so no INVALID_KE_PAYLOAD round this time (strongSwan's
+                // test_regular_ke_invalid expects the next rekey to reuse it).
+                if let Some(group) = old.suite.ke
+                    && create.ke.as_ref().is_some_and(|k| k.secret.id() != group)
+                    && config.proposals.iter().any(|p| p.ke.contains(&group))
+                    && let Some(ke) = self.new_ke(group)
+                {
+                    create.ke = Some(ke);
+                }
                 // The same selectors as the SA being replaced (already narrowed).
                 create.tsi = old.local_ts.clone();
                 create.tsr = old.remote_ts.clone();
@@ -273,29 +299,60 @@ impl Session {
             .collision
             .as_ref()
             .is_some_and(|c| collision_lost(min_nonce(ni, nr), &c.nonce_min));
+        // The peer deleted the new SA before its answer reached us (its DELETE named an SPI
+        // we did not know yet): it never carries traffic (strongSwan's
+        // test_collision_delete_delayed_response).
+        let gone_at_peer = rekey.peer_deleted.contains(&up.child.outbound_spi);
+        let new_in = up.child.inbound_spi;
         let old = self.children.iter_mut().find(|c| c.inbound_spi == old_in);
+        if lost {
+            // The peer's new SA wins and the peer deletes the old one: ours is redundant.
+            if let Some(old) = old {
+                old.state = ChildState::Rekeyed;
+            }
+            if !gone_at_peer {
+                self.queue.push_front(Queued::DeleteGone(new_in));
+            }
+            return;
+        }
+        if gone_at_peer {
+            // The old SA is replaced in the peer's eyes and goes too.
+            if old.is_some() {
+                self.queue.retain(|q| !matches!(q, Queued::DeleteChild(s) if *s == old_in));
+                self.queue.push_front(Queued::DeleteChild(old_in));
+            }
+            return;
+        }
+        if let Some(c) = &rekey.collision {
+            // The peer deletes the SA it made; never switch our traffic to it.
+            self.pending_activation.retain(|(new, _)| *new != c.new_inbound);
+        }
         match old {
-            Some(old) if !lost => {
+            Some(old) => {
                 // Ours stays: the old SA goes once the new one is in place.
                 old.state = ChildState::Rekeyed;
                 old.rekey_at = None;
                 up.child.rekeys = old.rekeys.saturating_add(1);
-                if let Some(c) = &rekey.collision {
-                    // The peer deletes the SA it made; never switch our traffic to it.
-                    self.pending_activation.retain(|(new, _)| *new != c.new_inbound);
-                }
                 self.install_child(up);
                 self.queue.retain(|q| !matches!(q, Queued::DeleteChild(s) if *s == old_in));
                 self.queue.push_front(Queued::DeleteChild(old_in));
             }
-            old => {
-                // Lost the collision (the peer's new SA wins and the peer deletes the old
-                // one), or the peer deleted the old SA meanwhile: ours is redundant.
-                if let Some(old) = old {
-                    old.state = ChildState::Rekeyed;
-                }
-                self.queue.push_front(Queued::DeleteGone(up.child.inbound_spi));
-            }
+            // The peer deleted the old SA before its answer arrived (it is ours to delete,
+            // §2.8, but some responders do, and a lost collision is decided above): the new SA
+            // stands, as in strongSwan's test_regular_responder_incorrect_delete.
+            None => self.install_child(up),
+        }
+    }
+
+    /// The peer deleted an SA we do not know (its inbound SPI `spi`): if our rekey is out, it
+    /// may be the SA the answer will bring.
+    pub(super) fn note_unknown_delete(&mut self, spi: u32) {
+        if let Some(Procedure::CreateChild(create)) =
+            self.outstanding.as_mut().map(|o| &mut o.procedure)
+            && let Some(rekey) = create.rekey.as_mut()
+            && rekey.peer_deleted.len() < PEER_DELETED_MAX
+        {
+            rekey.peer_deleted.push(spi);
         }
     }
 
@@ -323,10 +380,13 @@ impl Session {
             // The peer is busy with that SA (rekeying or deleting it): try again later.
             NotifyType::TEMPORARY_FAILURE => self.rekey_retry_later(now, old_in),
             // The peer does not know the SA any more: replace it with a fresh one.
+            // Unless we processed the peer's DELETE of it meanwhile: then it was deleted on
+            // purpose and nothing is re-created (strongSwan's test_collision_delete_drop_rekey).
             NotifyType::CHILD_SA_NOT_FOUND => {
                 let name = create.name().to_owned();
-                self.remove_child(now, old_in, DownReason::PeerDelete);
-                self.queue.push_back(Queued::CreateChild(name));
+                if self.remove_child(now, old_in, DownReason::PeerDelete).is_some() {
+                    self.queue.push_back(Queued::CreateChild(name));
+                }
             }
             other => {
                 let name = create.name().to_owned();
