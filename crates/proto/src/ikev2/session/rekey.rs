@@ -229,7 +229,7 @@ impl Session {
             self.rekey_retry_later(now, old_inbound);
             return;
         };
-        match self.prepare_child(&config, true) {
+        match self.prepare_child(&config, true, None) {
             Ok((mut create, _)) => {
                 // The same selectors as the SA being replaced (already narrowed).
                 create.tsi = old.local_ts.clone();
@@ -326,7 +326,7 @@ impl Session {
             NotifyType::CHILD_SA_NOT_FOUND => {
                 let name = create.name().to_owned();
                 self.remove_child(now, old_in, DownReason::PeerDelete);
-                self.queue.push_back(Queued::CreateChild(name));
+                self.queue.push_back(Queued::CreateChild(name, None));
             }
             other => {
                 let name = create.name().to_owned();
