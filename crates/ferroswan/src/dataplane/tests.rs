@@ -418,7 +418,7 @@ fn held_packets_leave_before_packets_sealed_with_the_new_sa() {
     let mut buf = PacketBuf::from_slice(&late);
     assert!(matches!(outbound::route(&s.a, &old, &mut buf, None), outbound::Fate::Retry));
     assert_eq!((trap.stats().queued, trap.stats().held), (1, 4));
-    let after = send(&s.a, &[late.clone()]);
+    let after = send(&s.a, std::slice::from_ref(&late));
     assert_eq!(after.iter().map(|(_, b)| esp_seq(b)).collect::<Vec<_>>(), [4]);
     assert_eq!(receive(&s.b, A_OUTER, after[0].0, &after[0].1).unwrap(), late);
     assert_eq!(trap.stats().sent, 3);
