@@ -686,7 +686,7 @@ mod tests {
         );
         let trap =
             Arc::new(crate::dataplane::TrapEntry::new(1, "gw", "net", Mode::Tunnel, selectors));
-        trap.hold(b"held", Instant::now());
+        trap.hold(b"held", Instant::now(), 0);
         tables.add_trap(trap);
         dp.install(tables);
         // As charon: traps only with `trap`, and only child `child` when given.

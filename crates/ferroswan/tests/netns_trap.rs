@@ -12,7 +12,9 @@
 //!   `ping -c 1 -W 8` from lan_a gets its reply, so the one echo request was held and sent once
 //!   the CHILD_SA was up; then both sides list the SA and strongSwan's counts the packet in.
 //!   `swanctl --terminate` on ferroswan's side takes the SA down; the trap stays and the next
-//!   single ping brings it up again. Last, `swanctl --uninstall` / `--install --child net`
+//!   single ping brings it up again. The echo request's addresses were proposed first in TSi
+//!   and TSr (strongSwan logs `received: <host>/32[icmp/8]`) and both sides installed the
+//!   configured ranges. Last, `swanctl --uninstall` / `--install --child net`
 //!   against ferroswan remove the trap and put it back.
 //! - [`close_action_trap_catches_traffic_after_the_peer_closes`]: ferroswan starts the tunnel
 //!   (`start_action = start`, `close_action = trap`) and has no trap while it is up; strongSwan
@@ -21,6 +23,10 @@
 //! - [`a_refused_negotiation_drops_the_held_packets_and_keeps_the_trap`]: strongSwan accepts
 //!   the IKE SA but no ESP proposal; the held echo request is dropped and counted
 //!   (`trap_failed`), the trap stays, and traffic after the retry delay asks again.
+//! - [`two_children_trapped_at_once_share_one_ike_sa`]: two children of one connection (IPv4
+//!   and IPv6 networks), both `start_action = trap`; an IPv4 and an IPv6 ping started together
+//!   both get their reply, and each side ends with one IKE SA holding both CHILD_SAs (the
+//!   second acquire waits for the IKE SA the first one is setting up, as charon's does).
 //! - [`trap_with_an_unreachable_peer_counts_overflow`]: nobody answers on sun; a burst of 100
 //!   pings fills the trap's queue, the rest is counted as `trap_queue_full`, the daemon keeps
 //!   running and the trap stays.
@@ -75,6 +81,17 @@ impl Lab {
         sun_extra: ExtraSettings,
         no_peer: bool,
     ) -> Self {
+        Self::start_edited(initiation, moon_extra, sun_extra, no_peer, |conf| conf)
+    }
+
+    /// Also with each `swanctl.conf` passed through `edit` before its daemon starts.
+    fn start_edited(
+        initiation: FerroswanInitiation,
+        moon_extra: ExtraSettings,
+        sun_extra: ExtraSettings,
+        no_peer: bool,
+        edit: impl Fn(String) -> String,
+    ) -> Self {
         let case = Matrix::parse(CASE).unwrap().cases.remove(0);
         let topo = Topology::builder().build().unwrap();
         let [mut moon_cfg, mut sun_cfg] = gateway_configs(&case, &topo, initiation).unwrap();
@@ -83,7 +100,8 @@ impl Lab {
         let base = topo.log_dir().to_path_buf();
         let start = |cfg: &GatewayConfig, ns| {
             let dir = base.join(cfg.name);
-            write_swanctl_dir(&dir, &case, cfg, None).unwrap();
+            let conf = write_swanctl_dir(&dir, &case, cfg, None).unwrap();
+            std::fs::write(&conf, edit(std::fs::read_to_string(&conf).unwrap())).unwrap();
             std::fs::write(
                 dir.join("strongswan.conf"),
                 "swanctl {\n    load = pem pkcs1 pkcs8 x509 pubkey openssl random\n}\n",
@@ -232,6 +250,34 @@ fn start_action_trap_brings_the_tunnel_up_with_the_first_packet() {
     }
     let (_, sun_child) = wait_child_up(lab.sun(), SA_TIMEOUT, None).unwrap();
     assert!(counter(&sun_child, "packets-in") >= 1, "strongSwan saw no packet: {sun_child:?}");
+    // RFC 7296 §2.9: the echo request's addresses (ICMP type 8) came first in TSi and TSr;
+    // strongSwan narrowed to its configured ranges, which hold them, and so did we.
+    let sun_log = std::fs::read_to_string(&lab.sun().log).unwrap();
+    let lan_a_host = IpAddr::from(lab.topo.lan_a().unwrap().eth0.v4).to_string();
+    for host in [&lan_a_host, &lab.lan_b_host()] {
+        let packet_ts = format!("received: {host}/32[icmp/8]");
+        let line = sun_log.lines().find(|l| l.contains(&packet_ts));
+        eprintln!("strongSwan: {}", line.unwrap_or("(none)").trim());
+        assert!(line.is_some(), "strongSwan's log lacks '{packet_ts}'{}", lab.logs());
+    }
+    let lan_a = lab.topo.gw_a().lan0.clone().unwrap();
+    let both = |c: &Message| {
+        let list = |k| -> Vec<String> {
+            c.get_str_list(k).unwrap().into_iter().map(|t| t.to_string()).collect()
+        };
+        (list("local-ts"), list("remote-ts"))
+    };
+    let configured_sun = (
+        vec![lan_b.v4_network().to_string(), lan_b.v6_network().to_string()],
+        vec![lan_a.v4_network().to_string(), lan_a.v6_network().to_string()],
+    );
+    assert_eq!(both(&sun_child), configured_sun, "strongSwan's CHILD_SA: {sun_child:?}");
+    let (_, moon_child) = wait_child_up(&lab.moon, SA_TIMEOUT, None).unwrap();
+    assert_eq!(
+        both(&moon_child),
+        (configured_sun.1.clone(), configured_sun.0.clone()),
+        "ferroswan's CHILD_SA: {moon_child:?}"
+    );
     let trap = the_trap(&lab);
     eprintln!("trap after the first ping: {}", ferroswan::status::to_json(&trap));
     assert_eq!(
@@ -374,5 +420,120 @@ fn a_refused_negotiation_drops_the_held_packets_and_keeps_the_trap() {
     let trap = the_trap(&lab);
     assert_eq!(counter(&trap, "ferroswan-acquires"), 2, "{trap:?}");
     assert_eq!(counter(&trap, "ferroswan-failed"), 2, "{trap:?}");
+    lab.close();
+}
+
+/// The child `net` split in two on both sides: `net` for the IPv4 networks, `net6` for the
+/// IPv6 ones (same settings otherwise).
+fn split_child(conf: String) -> String {
+    let lines: Vec<&str> = conf.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == format!("{CONN} {{") && l.starts_with("            "))
+        .unwrap();
+    let end = start + lines[start..].iter().position(|l| *l == "            }").unwrap();
+    let body = &lines[start + 1..end];
+    let child = |name: &str, family: usize| {
+        let mut out = format!("            {name} {{\n");
+        for l in body {
+            let t = l.trim();
+            if let Some((key, list)) = t.split_once(" = ").filter(|(k, _)| k.ends_with("_ts")) {
+                let ts = list.split(", ").nth(family).unwrap();
+                out.push_str(&format!("                {key} = {ts}\n"));
+            } else {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out.push_str("            }\n");
+        out
+    };
+    let mut out = lines[..start].join("\n");
+    out.push('\n');
+    out.push_str(&child(CONN, 0));
+    out.push_str(&child("net6", 1));
+    out.push_str(&lines[end + 1..].join("\n"));
+    out.push('\n');
+    out
+}
+
+#[test]
+#[ignore = "needs root and strongSwan"]
+fn two_children_trapped_at_once_share_one_ike_sa() {
+    let lab = Lab::start_edited(
+        FerroswanInitiation::UpCommand,
+        ExtraSettings::default().child("start_action", "trap"),
+        ExtraSettings::default(),
+        false,
+        split_child,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let names: Vec<String> = trap_policies(&lab.moon.socket).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, [format!("{CONN}/{CONN}"), format!("{CONN}/net6")], "{}", lab.logs());
+    // One ping over IPv4 (child net) and one over IPv6 (child net6), started together: the
+    // second acquire finds the IKE SA of the first still being set up and waits for it.
+    let lan_a = lab.topo.lan_a().unwrap();
+    let lan_b = lab.topo.lan_b().unwrap();
+    let v4 = IpAddr::from(lan_b.eth0.v4).to_string();
+    let v6 = IpAddr::from(lan_b.eth0.v6).to_string();
+    let ping = |host: &str| {
+        let out = lan_a.ns.run(&["ping", "-n", "-c", "1", "-W", "8", host]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("ping {host}: {}", text.lines().nth(1).unwrap_or_default());
+        out.status.success()
+    };
+    let (ok4, ok6) = std::thread::scope(|s| {
+        let a = s.spawn(|| ping(&v4));
+        let b = s.spawn(|| ping(&v6));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(ok4 && ok6, "replies: IPv4 {ok4}, IPv6 {ok6}{}", lab.logs());
+    let children = |gw: &RunningGateway| -> Vec<Vec<String>> {
+        vici_list_sas(&gw.socket)
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.get_section(CONN))
+            .map(|ike| {
+                let mut names: Vec<String> = ike
+                    .get_section("child-sas")
+                    .map(|c| {
+                        c.sections()
+                            .filter_map(|(_, c)| c.get_str("name").map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                names.sort();
+                names
+            })
+            .collect()
+    };
+    let want = vec![vec![CONN.to_owned(), "net6".to_owned()]];
+    for gw in [&lab.moon, lab.sun()] {
+        assert!(
+            wait_for("one IKE SA with both CHILD_SAs", SA_TIMEOUT, || children(gw) == want),
+            "{}: {:?}{}",
+            gw.name,
+            children(gw),
+            lab.logs()
+        );
+    }
+    // Nothing extra comes up later (a second IKE SA would show within a second or two).
+    std::thread::sleep(Duration::from_secs(2));
+    for gw in [&lab.moon, lab.sun()] {
+        assert_eq!(children(gw), want, "{}{}", gw.name, lab.logs());
+    }
+    let moon_log = std::fs::read_to_string(&lab.moon.log).unwrap();
+    let queued = moon_log.lines().find(|l| l.contains("is being established: CHILD_SA"));
+    eprintln!(
+        "ferroswan: {}",
+        queued.unwrap_or("(no queued child: the acquires came apart)").trim()
+    );
+    for (name, trap) in trap_policies(&lab.moon.socket) {
+        assert_eq!(
+            (counter(&trap, "ferroswan-acquires"), counter(&trap, "ferroswan-sent")),
+            (1, 1),
+            "{name}: {trap:?}"
+        );
+    }
     lab.close();
 }

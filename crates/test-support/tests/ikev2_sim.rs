@@ -513,3 +513,97 @@ fn unknown_critical_payload_is_answered_with_unsupported_critical_payload() {
     let reply = Message::parse(&pair.b.endpoint.poll_transmit().unwrap().payload).unwrap();
     assert!(reply.payloads.iter().any(|p| matches!(p, Payload::Sa(_))), "{reply:?}");
 }
+
+/// The packet that hit a trap on A: 10.1.0.5:40000 -> 10.2.3.4:443 (TCP).
+fn trigger() -> ferroswan_proto::ikev2::ts::TriggerFlow {
+    ferroswan_proto::ikev2::ts::TriggerFlow::from_flow(&ferroswan_proto::wire::FlowKey {
+        src: "10.1.0.5".parse().unwrap(),
+        dst: "10.2.3.4".parse().unwrap(),
+        protocol: ferroswan_proto::wire::IpProtocol(6),
+        src_port: 40000,
+        dst_port: 443,
+        ports_opaque: false,
+    })
+}
+
+/// Both sides installed exactly the configured ranges (the packet's selectors, proposed
+/// first, were folded into them by the responder's narrowing).
+fn assert_configured_selectors(
+    up_a: &ferroswan_proto::ikev2::session::ChildSaUp,
+    up_b: &ferroswan_proto::ikev2::session::ChildSaUp,
+) {
+    let list = |l: &[ferroswan_proto::policy::TrafficSelector]| {
+        l.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(list(&up_a.child.local_ts), ["10.1.0.0/16"]);
+    assert_eq!(list(&up_a.child.remote_ts), ["10.2.0.0/16"]);
+    assert_eq!(list(&up_b.child.local_ts), ["10.2.0.0/16"]);
+    assert_eq!(list(&up_b.child.remote_ts), ["10.1.0.0/16"]);
+    assert_eq!(up_a.inbound.spi, up_b.outbound.spi);
+}
+
+#[test]
+fn trap_triggered_initiation_proposes_the_packet_and_installs_the_configured_ranges() {
+    let mut pair = default_pair();
+    let (a, b) = (pair.a.addr, pair.b.addr);
+    let now = pair.now;
+    let sid = pair
+        .a
+        .endpoint
+        .initiate_triggered(
+            now,
+            "gw",
+            Some("net"),
+            Some(trigger()),
+            std::net::SocketAddr::new(a, 500),
+            std::net::SocketAddr::new(b, 500),
+        )
+        .unwrap();
+    assert_eq!(pair.a.endpoint.session(sid).unwrap().initial_trigger(), Some(&trigger()));
+    pair.drive();
+    assert_tunnel_up(&pair);
+    assert_configured_selectors(pair.a.children_up()[0], pair.b.children_up()[0]);
+    // A second child on the established IKE SA (CREATE_CHILD_SA), triggered the same way.
+    let now = pair.now;
+    pair.a.endpoint.session_mut(sid).unwrap().create_child_triggered(now, "net", Some(trigger()));
+    pair.drive();
+    assert_eq!((pair.a.children_up().len(), pair.b.children_up().len()), (2, 2));
+    assert_configured_selectors(pair.a.children_up()[1], pair.b.children_up()[1]);
+}
+
+#[test]
+fn a_child_asked_for_during_ike_sa_setup_rides_on_that_ike_sa() {
+    let second = |mut c: IkeConfig, local: &str, remote: &str| {
+        let mut child = c.children[0].clone();
+        child.name = "net2".into();
+        child.local_ts = vec![ferroswan_proto::ikev2::ts::TsSpec::parse(local).unwrap()];
+        child.remote_ts = vec![ferroswan_proto::ikev2::ts::TsSpec::parse(remote).unwrap()];
+        c.children.push(child);
+        c
+    };
+    let a = gw_config(Side::A, default_ike(), default_esp(), "10.1.0.0/16", "10.2.0.0/16", b"s");
+    let b = gw_config(Side::B, default_ike(), default_esp(), "10.2.0.0/16", "10.1.0.0/16", b"s");
+    let a = second(a, "10.11.0.0/16", "10.12.0.0/16");
+    let b = second(b, "10.12.0.0/16", "10.11.0.0/16");
+    let mut pair = Pair::new(DEFAULT_PROVIDER, vec![a], vec![b]);
+    let sid = pair.initiate(Side::A, "gw", Some("net"));
+    // IKE_SA_INIT is in flight: the second child waits for the IKE SA instead of a new one.
+    let now = pair.now;
+    let session = pair.a.endpoint.session_mut(sid).unwrap();
+    session.create_child(now, "net2");
+    assert_eq!(session.pending_children(), ["net", "net2"]);
+    pair.drive();
+    assert_eq!(pair.a.endpoint.sessions().count(), 1);
+    assert_eq!(pair.b.endpoint.sessions().count(), 1);
+    let names = |p: &ferroswan_test::ikesim::Peer| {
+        let mut n: Vec<String> = p.children_up().iter().map(|u| u.child.name.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&pair.a), ["net", "net2"], "A failures {:?}", pair.a.failures());
+    assert_eq!(names(&pair.b), ["net", "net2"], "B failures {:?}", pair.b.failures());
+    assert_eq!(pair.a.endpoint.session(sid).unwrap().children().len(), 2);
+    assert!(pair.a.endpoint.session(sid).unwrap().pending_children().is_empty());
+    // IKE_SA_INIT, IKE_AUTH, one CREATE_CHILD_SA: three exchanges, six messages.
+    assert_eq!(pair.wire.len(), 6);
+}

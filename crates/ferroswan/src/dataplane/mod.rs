@@ -60,6 +60,7 @@ use ferroswan_proto::esp::{DropReason, InboundSa, OutboundSa, PacketBuf};
 use ferroswan_proto::policy::{Action, SaSelectors, Spd};
 use ferroswan_proto::wire::FlowKey;
 
+use trap::HeldPackets;
 pub use trap::TrapEntry;
 
 /// Packets handled per wake-up of a worker.
@@ -183,6 +184,9 @@ pub struct Tables {
     pub inbound: HashMap<u32, Arc<InboundEntry>>,
     /// Trap policies (on-demand SAs).
     pub traps: Vec<Arc<TrapEntry>>,
+    /// Counts the snapshots [`Dataplane::install`] published (set by it; 0 before): traps
+    /// compare it with their last release ([`trap::Hold::retry`]).
+    pub generation: u64,
 }
 
 impl Tables {
@@ -259,6 +263,8 @@ impl GlobalCounters {
 #[derive(Default)]
 pub struct Dataplane {
     tables: ArcSwap<Tables>,
+    /// The generation of the last tables installed.
+    generations: AtomicU64,
     counters: GlobalCounters,
     ike_sink: std::sync::OnceLock<IkeSink>,
     acquire_sink: std::sync::OnceLock<AcquireSink>,
@@ -296,8 +302,28 @@ impl Dataplane {
     }
 
     /// Installs a new tables snapshot (SAs shared with the old one keep their state).
-    pub fn install(&self, tables: Tables) {
+    pub fn install(&self, mut tables: Tables) {
+        tables.generation = self.next_generation();
         self.tables.store(Arc::new(tables));
+    }
+
+    /// Installs `tables`, which hold the new SA of `trap`, and sends the trap's held packets
+    /// through them first: they are sealed and sent before the tables are published, with the
+    /// trap locked, so no packet sealed with the new SA overtakes them (see
+    /// [`trap`](self::trap#order-on-release)). Returns how many held packets left.
+    pub fn install_releasing(&self, mut tables: Tables, trap: &TrapEntry) -> usize {
+        let generation = self.next_generation();
+        tables.generation = generation;
+        let tables = Arc::new(tables);
+        trap.release_into(generation, |queue| {
+            let sent = self.send_held(trap, &tables, queue);
+            self.tables.store(tables.clone());
+            sent
+        })
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generations.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Global counters.
@@ -338,23 +364,31 @@ impl Dataplane {
         let _ = self.net_tx.set(net);
     }
 
-    /// The SA of `trap` is installed: sends its held packets, oldest first, through the
-    /// current tables (as the outbound worker would) and empties its queue. Returns how many
-    /// packets left. Packets no SA covers (the SA was narrowed) hit the trap again.
-    ///
-    /// Called on the IKE thread right after the new tables are in place; packets the outbound
-    /// worker seals in between may overtake the held ones.
+    /// The SA of `trap` is in the current tables: sends its held packets, oldest first,
+    /// through them (as the outbound worker would) and empties its queue. Returns how many
+    /// packets left. [`install_releasing`](Self::install_releasing) does this as it installs
+    /// the SA, which keeps the held packets ahead of newer ones; this is for packets trapped
+    /// after that.
     pub fn release_trap(&self, trap: &TrapEntry) -> usize {
-        let mut bufs = Vec::new();
-        trap.release(|packet| {
-            let mut buf = PacketBuf::new(BUF_SIZE, PacketBuf::DEFAULT_HEADROOM);
-            if buf.load(PacketBuf::DEFAULT_HEADROOM, packet).is_ok() {
-                bufs.push(buf);
-            }
-        });
-        if bufs.is_empty() {
+        let tables = self.tables.load_full();
+        trap.release_into(tables.generation, |queue| self.send_held(trap, &tables, queue))
+    }
+
+    /// Seals `queue`'s packets (the trap is locked) through `tables` and sends them. Packets
+    /// that hit the trap again (the SA does not cover them: it was narrowed) stay in the
+    /// queue for a later release, or are dropped when the trap fails or goes.
+    fn send_held(&self, trap: &TrapEntry, tables: &Tables, queue: &mut HeldPackets) -> usize {
+        if queue.is_empty() {
             return 0;
         }
+        let mut bufs: Vec<PacketBuf> = queue
+            .iter()
+            .filter_map(|packet| {
+                let mut buf = PacketBuf::new(BUF_SIZE, PacketBuf::DEFAULT_HEADROOM);
+                buf.load(PacketBuf::DEFAULT_HEADROOM, packet).is_ok().then_some(buf)
+            })
+            .collect();
+        queue.clear();
         let Some(net) = self.net_tx.get() else {
             for _ in &bufs {
                 self.counters.record_drop(DropReason::TrapFailed);
@@ -362,7 +396,13 @@ impl Dataplane {
             return 0;
         };
         let mut sends = Vec::with_capacity(bufs.len());
-        outbound::process_batch(self, &mut bufs, &mut sends);
+        for (i, buf) in bufs.iter_mut().enumerate() {
+            if let outbound::Fate::Send(dst) =
+                outbound::route(self, tables, buf, Some((trap.id, &mut *queue)))
+            {
+                sends.push((dst, i));
+            }
+        }
         if sends.is_empty() {
             return 0;
         }

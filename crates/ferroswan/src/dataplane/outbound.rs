@@ -9,9 +9,10 @@ use ferroswan_proto::policy::Action;
 use ferroswan_proto::wire::FlowKey;
 use ferroswan_proto::wire::ip::{esp_insertion_point, flow_key};
 
+use super::trap::HeldPackets;
 use super::{
-    BATCH, Dataplane, Destination, NetTx, OutboundEntry, POLL_INTERVAL, TrapEntry, TunDevice,
-    buffer_pool,
+    BATCH, Dataplane, Destination, NetTx, OutboundEntry, POLL_INTERVAL, Tables, TrapEntry,
+    TunDevice, buffer_pool,
 };
 
 /// Runs the outbound pipeline until `stop` is set.
@@ -46,50 +47,93 @@ pub fn process_batch(
     sends: &mut Vec<(Destination, usize)>,
 ) {
     sends.clear();
-    let tables = dp.tables.load();
+    let mut tables = dp.tables.load();
     for (i, buf) in bufs.iter_mut().enumerate() {
-        let Ok(flow) = flow_key(buf.data()) else {
-            dp.counters.record_drop(DropReason::Malformed);
-            continue;
-        };
-        if is_link_scope(&flow) {
-            dp.counters.link_local.fetch_add(1, Ordering::Relaxed);
-            continue;
+        let mut fate = route(dp, &tables, buf, None);
+        if matches!(fate, Fate::Retry) {
+            // The trap was released into newer tables while this batch was on older ones:
+            // those hold the SA, and the held packets already left through it.
+            tables = dp.tables.load();
+            fate = route(dp, &tables, buf, None);
         }
-        let entry = match tables.spd.lookup_outbound(&flow) {
-            Some(Action::Protect(index)) => tables.outbound.get(*index),
-            Some(Action::Trap(index)) => {
-                if let Some(trap) = tables.traps.get(*index) {
-                    hold(dp, trap, buf.data(), &flow);
-                    continue;
-                }
-                None
-            }
-            // Bypass traffic is never routed into the tunnel; reaching us it has no SA either.
-            Some(Action::Bypass | Action::Discard) | None => None,
-        };
-        let Some(entry) = entry else {
-            dp.counters.record_drop(DropReason::NoPolicy);
-            tracing::debug!(
-                "dropped {:?} {} -> {} (ports {} -> {}): no policy covers it",
-                flow.protocol,
-                flow.src,
-                flow.dst,
-                flow.src_port,
-                flow.dst_port
-            );
-            continue;
-        };
-        if seal(entry, buf).is_ok() {
-            sends.push((entry.dst, i));
+        match fate {
+            Fate::Send(dst) => sends.push((dst, i)),
+            Fate::Retry => dp.counters.record_drop(DropReason::NoPolicy),
+            Fate::Held | Fate::Dropped => {}
         }
     }
 }
 
-/// A packet hit `trap`: queue a copy, and ask for the SA unless an acquire is pending.
+/// What became of one outbound packet.
+pub(crate) enum Fate {
+    /// Sealed in place: send it here.
+    Send(Destination),
+    /// A trap holds a copy (or dropped it, counted).
+    Held,
+    /// A trap was released into newer tables than these: look the packet up again.
+    Retry,
+    /// Dropped and counted.
+    Dropped,
+}
+
+/// Looks `buf` up in `tables` and seals it, or hands it to the trap it hits. `releasing`: the
+/// trap being released (its id and its queue, locked by the caller): a packet that hits it
+/// again (the new SA does not cover it) goes back into the queue.
+pub(crate) fn route(
+    dp: &Dataplane,
+    tables: &Tables,
+    buf: &mut PacketBuf,
+    releasing: Option<(u64, &mut HeldPackets)>,
+) -> Fate {
+    let Ok(flow) = flow_key(buf.data()) else {
+        dp.counters.record_drop(DropReason::Malformed);
+        return Fate::Dropped;
+    };
+    if is_link_scope(&flow) {
+        dp.counters.link_local.fetch_add(1, Ordering::Relaxed);
+        return Fate::Dropped;
+    }
+    let entry = match tables.spd.lookup_outbound(&flow) {
+        Some(Action::Protect(index)) => tables.outbound.get(*index),
+        Some(Action::Trap(index)) => match (tables.traps.get(*index), releasing) {
+            (Some(trap), Some((id, queue))) if trap.id == id => {
+                if !queue.push(buf.data()) {
+                    dp.counters.record_drop(DropReason::TrapQueueFull);
+                }
+                return Fate::Held;
+            }
+            (Some(trap), _) => return hold(dp, trap, buf.data(), &flow, tables.generation),
+            (None, _) => None,
+        },
+        // Bypass traffic is never routed into the tunnel; reaching us it has no SA either.
+        Some(Action::Bypass | Action::Discard) | None => None,
+    };
+    let Some(entry) = entry else {
+        dp.counters.record_drop(DropReason::NoPolicy);
+        tracing::debug!(
+            "dropped {:?} {} -> {} (ports {} -> {}): no policy covers it",
+            flow.protocol,
+            flow.src,
+            flow.dst,
+            flow.src_port,
+            flow.dst_port
+        );
+        return Fate::Dropped;
+    };
+    match seal(entry, buf) {
+        Ok(_) => Fate::Send(entry.dst),
+        Err(_) => Fate::Dropped,
+    }
+}
+
+/// A packet hit `trap` (in tables of `generation`): queue a copy, and ask for the SA unless
+/// an acquire is pending.
 #[cold]
-fn hold(dp: &Dataplane, trap: &TrapEntry, packet: &[u8], flow: &FlowKey) {
-    let held = trap.hold(packet, Instant::now());
+fn hold(dp: &Dataplane, trap: &TrapEntry, packet: &[u8], flow: &FlowKey, generation: u64) -> Fate {
+    let held = trap.hold(packet, Instant::now(), generation);
+    if held.retry {
+        return Fate::Retry;
+    }
     if !held.queued {
         dp.counters.record_drop(DropReason::TrapQueueFull);
     }
@@ -105,6 +149,7 @@ fn hold(dp: &Dataplane, trap: &TrapEntry, packet: &[u8], flow: &FlowKey) {
         );
         dp.acquire(trap.id, flow);
     }
+    Fate::Held
 }
 
 /// Packets that cannot leave the link: from the unspecified or a link-local address, or to a

@@ -345,10 +345,9 @@ fn a_trap_holds_packets_acquires_once_and_releases_them_through_the_sa() {
         &["10.2.0.0/16"],
     );
     with_sa.add_trap(trap.clone());
-    s.a.install(with_sa);
     let link = MemLink::manual(A_OUTER.into());
     s.a.set_net_tx(link.clone());
-    assert_eq!(s.a.release_trap(&trap), 3);
+    assert_eq!(s.a.install_releasing(with_sa, &trap), 3);
     let wire = link.take();
     let inner: Vec<Vec<u8>> =
         wire.iter().map(|d| receive(&s.b, A_OUTER, d.dst, &d.bytes).unwrap()).collect();
@@ -371,4 +370,56 @@ fn a_trap_holds_packets_acquires_once_and_releases_them_through_the_sa() {
     assert_eq!(acquired.lock().unwrap().len(), 2);
     assert_eq!(s.a.discard_trap(&trap), 1);
     assert_eq!(s.a.counters().drops(DropReason::TrapFailed), 2);
+}
+
+/// The ESP sequence number of a sealed packet.
+fn esp_seq(bytes: &[u8]) -> u32 {
+    u32::from_be_bytes(bytes[4..8].try_into().unwrap())
+}
+
+#[test]
+fn held_packets_leave_before_packets_sealed_with_the_new_sa() {
+    let s = tunnel_sides();
+    let selectors = SaSelectors::new(vec![ts("10.1.0.0/16")], vec![ts("10.2.0.0/16")]);
+    let trap = Arc::new(TrapEntry::with_limits(3, "gw", "net", Mode::Tunnel, selectors, 8, 8192));
+    let mut only_trap = Tables::default();
+    only_trap.add_trap(trap.clone());
+    s.a.install(only_trap);
+    // A worker that loaded these tables and has not looked at its next packet yet.
+    let old = s.a.tables();
+    let to = |d: [u8; 4], i: u8| udp4([10, 1, 0, 5], d, &[i; 20]);
+    // Three packets the new SA covers, one it does not (the peer narrowed to 10.2.0.0/24).
+    let held =
+        [to([10, 2, 0, 7], 0), to([10, 2, 5, 5], 1), to([10, 2, 0, 7], 2), to([10, 2, 0, 8], 3)];
+    assert!(send(&s.a, &held).is_empty());
+    assert_eq!(trap.stats().queued, 4);
+    let mut with_sa = tables(
+        Mode::Tunnel,
+        0x1001,
+        0x2002,
+        Destination::Raw(B_OUTER.into()),
+        &["10.1.0.0/16"],
+        &["10.2.0.0/24"],
+    );
+    with_sa.add_trap(trap.clone());
+    let link = MemLink::manual(A_OUTER.into());
+    s.a.set_net_tx(link.clone());
+    assert_eq!(s.a.install_releasing(with_sa, &trap), 3);
+    let wire = link.take();
+    assert_eq!(wire.iter().map(|d| esp_seq(&d.bytes)).collect::<Vec<_>>(), [1, 2, 3]);
+    let inner: Vec<Vec<u8>> =
+        wire.iter().map(|d| receive(&s.b, A_OUTER, d.dst, &d.bytes).unwrap()).collect();
+    assert_eq!(inner, [held[0].clone(), held[2].clone(), held[3].clone()]);
+    // The packet outside the SA stays held (no new acquire from the release).
+    assert_eq!(trap.stats().queued, 1);
+    // The worker still on the old tables hits the trap: it is told to look again, and the
+    // queue is left alone; looked up again (the new tables), it follows the held ones.
+    let late = to([10, 2, 0, 9], 4);
+    let mut buf = PacketBuf::from_slice(&late);
+    assert!(matches!(outbound::route(&s.a, &old, &mut buf, None), outbound::Fate::Retry));
+    assert_eq!((trap.stats().queued, trap.stats().held), (1, 4));
+    let after = send(&s.a, std::slice::from_ref(&late));
+    assert_eq!(after.iter().map(|(_, b)| esp_seq(b)).collect::<Vec<_>>(), [4]);
+    assert_eq!(receive(&s.b, A_OUTER, after[0].0, &after[0].1).unwrap(), late);
+    assert_eq!(trap.stats().sent, 3);
 }

@@ -9,8 +9,9 @@
 //! the queue; once it is full they are dropped and counted as
 //! [`DropReason::TrapQueueFull`](ferroswan_proto::esp::DropReason::TrapQueueFull). When the
 //! CHILD_SA is installed, its policy beats the trap (same selectors, [`Spd`] order), and the
-//! IKE thread sends the held packets through it, in order
-//! ([`Dataplane::release_trap`](super::Dataplane::release_trap)). When the negotiation fails,
+//! IKE thread sends the held packets through it, in order, before any packet sealed after it
+//! ([`Dataplane::install_releasing`](super::Dataplane::install_releasing)). When the
+//! negotiation fails,
 //! the held packets are dropped
 //! ([`DropReason::TrapFailed`](ferroswan_proto::esp::DropReason::TrapFailed)) and the trap
 //! stays for later traffic.
@@ -22,6 +23,17 @@
 //!
 //! Only trapped packets take the trap's lock and are copied (into storage allocated with the
 //! trap); packets with an SA never touch any of this.
+//!
+//! # Order on release
+//!
+//! The held packets must leave before any packet the outbound worker seals with the new SA.
+//! The IKE thread releases with the trap's lock held: it seals and sends the held packets
+//! through the new tables, *then* publishes those tables, records their generation as the
+//! trap's release ([`TrapEntry::release_into`]), and only then lets go of the lock. A worker
+//! still on older tables that hits the trap meanwhile waits for the lock and is then told to
+//! look the packet up again ([`Hold::retry`]): the fresh tables seal it behind the held ones.
+//! Packets the worker seals with the new tables come after the publish, so after the held
+//! ones. The fast path (`Protect`) takes no lock and reads no extra state for this.
 //!
 //! [`Spd`]: ferroswan_proto::policy::Spd
 
@@ -115,10 +127,13 @@ impl HeldPackets {
 /// What [`TrapEntry::hold`] did with a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hold {
-    /// The packet was queued (else the queue was full and it was dropped).
+    /// The packet was queued (else the queue was full and it was dropped, or `retry`).
     pub queued: bool,
     /// The caller must signal an acquire now (none is pending).
     pub acquire: bool,
+    /// Nothing was done: the trap was released into newer tables than the caller looked the
+    /// packet up in; look it up again in the current tables (they hold the SA).
+    pub retry: bool,
 }
 
 /// One trap policy: the child it brings up, its selectors, and its queue.
@@ -147,6 +162,8 @@ struct TrapState {
     queue: HeldPackets,
     /// Trapped packets signal an acquire only from this time on (`None`: at once).
     next_acquire: Option<Instant>,
+    /// The generation of the tables the queue was last released into (0: never).
+    released: u64,
 }
 
 /// A trap's counters and queue, for status.
@@ -191,6 +208,7 @@ impl TrapEntry {
             state: Mutex::new(TrapState {
                 queue: HeldPackets::new(packets, bytes),
                 next_acquire: None,
+                released: 0,
             }),
             acquires: AtomicU64::new(0),
             held: AtomicU64::new(0),
@@ -206,9 +224,14 @@ impl TrapEntry {
     }
 
     /// Outbound worker: holds a copy of `packet` (if there is room) and says whether to signal
-    /// an acquire (none pending, or the last one timed out).
-    pub fn hold(&self, packet: &[u8], now: Instant) -> Hold {
+    /// an acquire (none pending, or the last one timed out). `generation` is that of the
+    /// tables the packet was looked up in: older than the trap's last release, the packet is
+    /// not held and the caller looks it up again ([`Hold::retry`]).
+    pub fn hold(&self, packet: &[u8], now: Instant, generation: u64) -> Hold {
         let mut state = self.lock();
+        if generation < state.released {
+            return Hold { queued: false, acquire: false, retry: true };
+        }
         let queued = state.queue.push(packet);
         let acquire = state.next_acquire.is_none_or(|at| now >= at);
         if acquire {
@@ -223,20 +246,23 @@ impl TrapEntry {
         if acquire {
             self.acquires.fetch_add(1, Ordering::Relaxed);
         }
-        Hold { queued, acquire }
+        Hold { queued, acquire, retry: false }
     }
 
-    /// The SA is up: hands every held packet to `send`, oldest first, and empties the queue;
-    /// the next trapped packet (once this SA is gone) signals an acquire at once. Returns how
-    /// many packets were handed over.
-    pub fn release(&self, mut send: impl FnMut(&[u8])) -> usize {
+    /// The SA is up: with the trap locked (workers that hit it wait), `release` gets the
+    /// queue, sends its packets and returns how many left (it may leave packets in the queue
+    /// that the SA does not cover); then the trap records `generation` as released into, so
+    /// packets trapped by older tables are looked up again ([`Hold::retry`]). The next trapped
+    /// packet signals an acquire at once. Returns what `release` returned.
+    pub fn release_into(
+        &self,
+        generation: u64,
+        release: impl FnOnce(&mut HeldPackets) -> usize,
+    ) -> usize {
         let mut state = self.lock();
         state.next_acquire = None;
-        let n = state.queue.len();
-        for packet in state.queue.iter() {
-            send(packet);
-        }
-        state.queue.clear();
+        let n = release(&mut state.queue);
+        state.released = state.released.max(generation);
         drop(state);
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
         n
@@ -320,35 +346,37 @@ mod tests {
         let t0 = Instant::now();
         let trap =
             TrapEntry::with_limits(1, "gw", "net", Mode::Tunnel, SaSelectors::default(), 2, 100);
-        assert_eq!(trap.hold(b"one", t0), Hold { queued: true, acquire: true });
+        let held = |queued, acquire| Hold { queued, acquire, retry: false };
+        assert_eq!(trap.hold(b"one", t0, 1), held(true, true));
         // Pending: no second acquire.
-        assert_eq!(
-            trap.hold(b"two", t0 + Duration::from_secs(1)),
-            Hold { queued: true, acquire: false }
-        );
+        assert_eq!(trap.hold(b"two", t0 + Duration::from_secs(1), 1), held(true, false));
         // Full: dropped and counted.
-        assert_eq!(
-            trap.hold(b"three", t0 + Duration::from_secs(2)),
-            Hold { queued: false, acquire: false }
-        );
+        assert_eq!(trap.hold(b"three", t0 + Duration::from_secs(2), 1), held(false, false));
         let s = trap.stats();
         assert_eq!((s.queued, s.acquires, s.held, s.queue_full), (2, 1, 2, 1));
         // The acquire times out: the next packet asks again (and still does not fit).
-        assert_eq!(trap.hold(b"four", t0 + ACQUIRE_TIMEOUT), Hold { queued: false, acquire: true });
-        // The SA is up: released oldest first, queue empty, next hit acquires at once.
+        assert_eq!(trap.hold(b"four", t0 + ACQUIRE_TIMEOUT, 1), held(false, true));
+        // The SA is up in the tables of generation 2: released oldest first, queue empty.
         let mut out = Vec::new();
-        assert_eq!(trap.release(|p| out.push(p.to_vec())), 2);
+        let sent = trap.release_into(2, |q| {
+            out.extend(q.iter().map(<[u8]>::to_vec));
+            let n = q.len();
+            q.clear();
+            n
+        });
+        assert_eq!(sent, 2);
         assert_eq!(out, [b"one".to_vec(), b"two".to_vec()]);
         assert_eq!(trap.stats().queued, 0);
-        assert_eq!(trap.hold(b"five", t0), Hold { queued: true, acquire: true });
+        // A packet looked up in older tables is sent back to look again, untouched.
+        assert_eq!(trap.hold(b"late", t0, 1), Hold { queued: false, acquire: false, retry: true });
+        assert_eq!(trap.stats().queued, 0);
+        // In the new tables (the SA does not cover it, or is gone): held, acquires at once.
+        assert_eq!(trap.hold(b"five", t0, 2), held(true, true));
         // Failure: held packets dropped, no acquire until RETRY_DELAY passed.
         let t1 = t0 + Duration::from_secs(100);
         assert_eq!(trap.fail(t1), 1);
-        assert_eq!(
-            trap.hold(b"six", t1 + Duration::from_secs(1)),
-            Hold { queued: true, acquire: false }
-        );
-        assert_eq!(trap.hold(b"seven", t1 + RETRY_DELAY), Hold { queued: true, acquire: true });
+        assert_eq!(trap.hold(b"six", t1 + Duration::from_secs(1), 2), held(true, false));
+        assert_eq!(trap.hold(b"seven", t1 + RETRY_DELAY, 3), held(true, true));
         assert_eq!(trap.discard(), 2);
         let s = trap.stats();
         assert_eq!(

@@ -20,11 +20,17 @@
 //! their remote selectors, from the start and whenever the connection table changes; children
 //! with `close_action = trap` (`dpd_action = trap`) get one once the peer closes (DPD declares
 //! the peer dead), as charon installs it then. An acquire from the data plane initiates the
-//! child: a CREATE_CHILD_SA when an IKE SA of the connection is up, else a new IKE SA. The
-//! held packets go out through the CHILD_SA once it is installed, or are dropped when the
-//! negotiation fails; the trap stays either way, and catches traffic again when the SA is
-//! gone. The triggering packet's addresses are not sent as the first TSi/TSr (RFC 7296 §2.9):
-//! the session API proposes the configured selectors.
+//! child: a CREATE_CHILD_SA when an IKE SA of the connection is up; queued on the IKE SA when
+//! one of ours is being set up (as charon's trap manager checks out the connecting IKE SA),
+//! so two children trapped at once share one IKE SA; else a new IKE SA. The triggering
+//! packet's selectors (addresses, protocol, ports, as charon takes them from the kernel's
+//! acquire) are proposed first in TSi/TSr (RFC 7296 §2.9,
+//! [`TriggerFlow`]), before the configured ones, so a responder
+//! that must narrow keeps the part that carries the packet; one that need not installs the
+//! configured ranges. The held packets go out through the CHILD_SA once it is installed
+//! (before any packet sealed after it: [`Dataplane::install_releasing`]), or are dropped when
+//! the negotiation fails; the trap stays either way, and catches traffic again when the SA is
+//! gone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -37,8 +43,9 @@ use ferroswan_proto::crypto::CryptoProvider;
 use ferroswan_proto::esp::{InboundSa, OutboundSa, PacketBuf};
 use ferroswan_proto::ikev2::config::IkeConfig;
 use ferroswan_proto::ikev2::session::{
-    ChildSaUp, ChildState, Event, IkeSaInfo, SupersedeCause, Transmit,
+    ChildSaUp, ChildState, Event, IkeSaInfo, Role, SupersedeCause, Transmit,
 };
+use ferroswan_proto::ikev2::ts::TriggerFlow;
 use ferroswan_proto::ikev2::{Endpoint, SessionId};
 use ferroswan_proto::policy::SaSelectors;
 use ferroswan_proto::wire::FlowKey;
@@ -298,6 +305,18 @@ struct Installed {
     rekey_asked: bool,
     /// Inbound packets at the last traffic check (dead peer detection).
     seen_packets: u64,
+}
+
+/// Where [`Driver::acquire`] sends a trap's child.
+enum AcquireTarget {
+    /// An established IKE SA of the connection: CREATE_CHILD_SA on it.
+    Established(SessionId),
+    /// An IKE SA of ours still being set up: the child is queued on it.
+    Connecting(SessionId),
+    /// The child is already being negotiated on this IKE SA.
+    Pending(SessionId),
+    /// None: a new IKE SA.
+    None,
 }
 
 /// An installed trap policy.
@@ -672,27 +691,57 @@ impl Driver {
             flow.src_port,
             flow.dst_port
         );
-        let established = self
-            .endpoint
-            .sessions()
-            .find(|(_, s)| s.config().name == conn && s.info().is_some() && !s.is_closed())
-            .map(|(id, _)| id);
-        let starting = self.endpoint.sessions().any(|(_, s)| {
-            s.config().name == conn && s.info().is_none() && s.initial_child() == Some(&child)
-        });
-        if let Some(sid) = established {
-            tracing::info!("creating CHILD_SA {name} on IKE SA [{sid}]");
-            if let Some(s) = self.endpoint.session_mut(sid) {
-                s.create_child(now, &child);
+        let trigger = TriggerFlow::from_flow(flow);
+        match self.acquire_target(&conn, &child) {
+            AcquireTarget::Established(sid) => {
+                tracing::info!("creating CHILD_SA {name} on IKE SA [{sid}]");
+                if let Some(s) = self.endpoint.session_mut(sid) {
+                    s.create_child_triggered(now, &child, Some(trigger));
+                }
             }
-        } else if !starting && let Err(e) = self.initiate(&conn, Some(&child)) {
-            tracing::warn!("trap policy {name}: {e}");
-            self.record_failure(&name, &e);
-            if let Some(trap) = self.traps.get_mut(&(conn, child)) {
-                trap.acquiring = None;
+            AcquireTarget::Pending(sid) => {
+                tracing::info!("CHILD_SA {name} is already being negotiated on IKE SA [{sid}]");
             }
-            self.dp.fail_trap(&entry, now);
+            AcquireTarget::Connecting(sid) => {
+                // As charon's trap manager: the child waits for the IKE SA being set up
+                // rather than starting a second one.
+                tracing::info!(
+                    "IKE SA [{sid}] of {conn} is being established: CHILD_SA {name} is queued on it"
+                );
+                if let Some(s) = self.endpoint.session_mut(sid) {
+                    s.create_child_triggered(now, &child, Some(trigger));
+                }
+            }
+            AcquireTarget::None => {
+                if let Err(e) = self.initiate_triggered(&conn, Some(&child), Some(trigger)) {
+                    tracing::warn!("trap policy {name}: {e}");
+                    self.record_failure(&name, &e);
+                    if let Some(trap) = self.traps.get_mut(&(conn, child)) {
+                        trap.acquiring = None;
+                    }
+                    self.dp.fail_trap(&entry, now);
+                }
+            }
         }
+    }
+
+    /// Where an acquire for `conn/child` goes: an established IKE SA of the connection, one of
+    /// ours being set up (IKE_SA_INIT or IKE_AUTH in flight), or a new one. `Pending`: the
+    /// child is already being negotiated on that IKE SA.
+    fn acquire_target(&self, conn: &str, child: &str) -> AcquireTarget {
+        let live =
+            || self.endpoint.sessions().filter(|(_, s)| s.config().name == conn && !s.is_closed());
+        if let Some((sid, _)) = live().find(|(_, s)| s.pending_children().contains(&child)) {
+            return AcquireTarget::Pending(sid);
+        }
+        if let Some((sid, _)) = live().find(|(_, s)| s.info().is_some()) {
+            return AcquireTarget::Established(sid);
+        }
+        live()
+            .find(|(_, s)| {
+                s.role() == Role::Initiator && s.info().is_none() && !s.was_established()
+            })
+            .map_or(AcquireTarget::None, |(sid, _)| AcquireTarget::Connecting(sid))
     }
 
     /// The negotiation for traps of `what` (`conn` or `conn/child`) failed: drop the packets
@@ -863,6 +912,17 @@ impl Driver {
 
     /// Starts a connection toward its configured remote address.
     pub fn initiate(&mut self, conn: &str, child: Option<&str>) -> Result<SessionId, String> {
+        self.initiate_triggered(conn, child, None)
+    }
+
+    /// [`Driver::initiate`] for the packet that hit a trap (`trigger`: proposed first in the
+    /// child's TSi/TSr).
+    fn initiate_triggered(
+        &mut self,
+        conn: &str,
+        child: Option<&str>,
+        trigger: Option<TriggerFlow>,
+    ) -> Result<SessionId, String> {
         let config = self
             .endpoint
             .connections()
@@ -886,10 +946,11 @@ impl Driver {
             child.as_deref().map_or(String::new(), |c| format!(", child {c}"))
         );
         self.endpoint
-            .initiate(
+            .initiate_triggered(
                 Instant::now(),
                 conn,
                 child.as_deref(),
+                trigger,
                 SocketAddr::new(local_ip, 500),
                 SocketAddr::new(remote_ip, 500),
             )
@@ -1222,7 +1283,19 @@ impl Driver {
         })();
         match result {
             Ok(()) => {
-                self.rebuild_tables();
+                // The child's trap, if it holds packets: they leave through the new SA before
+                // any packet the outbound worker seals with it.
+                let key = (up.ike.clone(), up.child.name.clone());
+                let trap = self.traps.get(&key).map(|t| t.entry.clone());
+                let sent = match &trap {
+                    Some(entry) if up.activate_outbound => {
+                        self.dp.install_releasing(self.build_tables(), entry)
+                    }
+                    _ => {
+                        self.rebuild_tables();
+                        0
+                    }
+                };
                 tracing::info!(
                     "CHILD_SA {name} established with SPIs {:08x}_i {:08x}_o and TS {} === {}{}",
                     up.inbound.spi,
@@ -1248,10 +1321,8 @@ impl Driver {
                 }
                 let conn = up.ike.clone();
                 self.answer_waiting(&conn, Ok(format!("CHILD_SA {name} established")));
-                if let Some(trap) = self.traps.get_mut(&(up.ike.clone(), up.child.name.clone())) {
+                if let Some(trap) = self.traps.get_mut(&key) {
                     let waited = trap.acquiring.take().map(|at| at.elapsed());
-                    let entry = trap.entry.clone();
-                    let sent = self.dp.release_trap(&entry);
                     if let Some(waited) = waited {
                         tracing::info!(
                             "trap policy {name}: CHILD_SA up {} ms after the acquire, {sent} held packet(s) sent",
@@ -1320,6 +1391,11 @@ impl Driver {
     }
 
     fn rebuild_tables(&self) {
+        self.dp.install(self.build_tables());
+    }
+
+    /// The tables for the SAs and traps the driver holds now.
+    fn build_tables(&self) -> Tables {
         let mut tables = Tables::default();
         for (out, sel, inb) in &self.base_tables {
             tables.add_outbound(out.clone(), sel.clone());
@@ -1339,7 +1415,7 @@ impl Driver {
         for trap in self.traps.values() {
             tables.add_trap(trap.entry.clone());
         }
-        self.dp.install(tables);
+        tables
     }
 
     fn unique_id(&mut self) -> u32 {

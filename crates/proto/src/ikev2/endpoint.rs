@@ -352,6 +352,20 @@ impl Endpoint {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<SessionId, CommandError> {
+        self.initiate_triggered(now, conn, child, None, local, remote)
+    }
+
+    /// [`Endpoint::initiate`] for a packet that hit a trap policy: `trigger`, its selectors,
+    /// goes first in the child's TSi/TSr in IKE_AUTH (RFC 7296 §2.9).
+    pub fn initiate_triggered(
+        &mut self,
+        now: Instant,
+        conn: &str,
+        child: Option<&str>,
+        trigger: Option<super::ts::TriggerFlow>,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<SessionId, CommandError> {
         self.last_now = Some(now);
         let config = self
             .config
@@ -368,7 +382,10 @@ impl Endpoint {
                 child: child.to_owned(),
             });
         }
-        let session = Session::initiate(now, self.provider, config, child, local, remote);
+        let mut session = Session::initiate(now, self.provider, config, child, local, remote);
+        if child.is_some() {
+            session.set_initial_trigger(trigger);
+        }
         let id = self.attach(now, session);
         self.decide_initial_contact(id);
         Ok(id)

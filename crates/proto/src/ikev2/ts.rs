@@ -2,16 +2,18 @@
 //! `dynamic`), conversion to and from TSi/TSr payloads, and the responder's narrowing.
 //!
 //! Narrowing follows strongSwan's `select_ts`: every offered selector is intersected with
-//! every configured one, in the configured order, keeping the non-empty results without
-//! duplicates. The initiator accepts a response only if every returned selector is inside
-//! one it proposed.
+//! every configured one, in the configured order, keeping the non-empty results; a result
+//! inside another one is dropped (strongSwan's `remove_duplicate_ts`), so an initiator's
+//! first "packet" selector ([`TriggerFlow`]) does not survive next to the range that holds
+//! it. The initiator accepts a response only if every returned selector is inside one it
+//! proposed.
 
 use core::fmt;
 use core::net::IpAddr;
 
 use crate::policy::{TrafficSelector, TsError};
-use crate::wire::IpProtocol;
 use crate::wire::ikev2::{self, Ts};
+use crate::wire::{FlowKey, IpProtocol};
 
 /// A configured selector: fixed, or `dynamic` (the tunnel's own address, resolved when the
 /// CHILD_SA is negotiated).
@@ -137,17 +139,65 @@ pub fn from_payload(ts: &Ts) -> Vec<TrafficSelector> {
     ts.selectors.iter().filter_map(from_wire).collect()
 }
 
+/// The packet that made us ask for a CHILD_SA (a trap policy's acquire), as the selectors an
+/// initiator proposes first in TSi and TSr (RFC 7296 §2.9): a responder that must narrow
+/// can then keep the part that carries this packet.
+///
+/// As strongSwan builds them from the kernel's acquire (`kernel_netlink`'s `selector2ts`):
+/// each side's single address, the packet's protocol, and its port on that side (for ICMP
+/// the `type << 8 | code` value, on both sides); a port of 0, or ports not in the packet
+/// (non-initial fragments), stand for any port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TriggerFlow {
+    /// Our side of the packet: its source (goes first in TSi).
+    pub local: TrafficSelector,
+    /// The peer's side: its destination (goes first in TSr).
+    pub remote: TrafficSelector,
+}
+
+impl TriggerFlow {
+    /// The selectors of an outbound packet's flow key.
+    pub fn from_flow(flow: &FlowKey) -> Self {
+        let side = |addr, port: u16| {
+            let ts = TrafficSelector::host(addr).with_protocol(flow.protocol);
+            if port == 0 || flow.ports_opaque { ts } else { ts.with_ports(port, port) }
+        };
+        Self { local: side(flow.src, flow.src_port), remote: side(flow.dst, flow.dst_port) }
+    }
+
+    /// `tsi` and `tsr` with the packet's selectors in front, if the packet lies inside them
+    /// (else it could not have come from this child's policy, and is not proposed).
+    pub fn prepend(
+        &self,
+        tsi: &[TrafficSelector],
+        tsr: &[TrafficSelector],
+    ) -> Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)> {
+        let inside = |ts: &TrafficSelector, list: &[TrafficSelector]| {
+            list.iter().any(|l| ts.is_subset_of(l))
+        };
+        if !inside(&self.local, tsi) || !inside(&self.remote, tsr) {
+            return None;
+        }
+        let with = |first: TrafficSelector, list: &[TrafficSelector]| {
+            core::iter::once(first).chain(list.iter().copied()).collect()
+        };
+        Some((with(self.local, tsi), with(self.remote, tsr)))
+    }
+}
+
 /// The responder's narrowing: `offered` intersected with `configured`, configured order
-/// first. Empty means nothing fits (TS_UNACCEPTABLE).
+/// first, without results that lie inside another result. Empty means nothing fits
+/// (TS_UNACCEPTABLE).
 pub fn narrow(offered: &[TrafficSelector], configured: &[TrafficSelector]) -> Vec<TrafficSelector> {
-    let mut out = Vec::new();
+    let mut out: Vec<TrafficSelector> = Vec::new();
     for ours in configured {
         for theirs in offered {
-            if let Some(common) = ours.intersect(theirs)
-                && !out.contains(&common)
-            {
-                out.push(common);
+            let Some(common) = ours.intersect(theirs) else { continue };
+            if out.iter().any(|o| common.is_subset_of(o)) {
+                continue;
             }
+            out.retain(|o| !o.is_subset_of(&common));
+            out.push(common);
         }
     }
     out
@@ -193,6 +243,53 @@ mod tests {
         assert!(narrow(&[ts("172.31.0.0/16")], &[ts("10.0.0.0/8")]).is_empty());
         let ports = narrow(&[ts("10.0.0.0/8[tcp]")], &[ts("10.1.0.0/16[tcp/443]")]);
         assert_eq!(ports, vec![ts("10.1.0.0/16[tcp/443]")]);
+    }
+
+    #[test]
+    fn narrowing_drops_results_inside_others() {
+        // An initiator's packet selector first, then its range: the range is kept, alone.
+        let offered = [ts("10.2.0.7/32[icmp/8]"), ts("10.2.0.0/16")];
+        assert_eq!(narrow(&offered, &[ts("10.2.0.0/16")]), vec![ts("10.2.0.0/16")]);
+        // A responder configured for less keeps its part of the range.
+        assert_eq!(narrow(&offered, &[ts("10.2.0.0/24")]), vec![ts("10.2.0.0/24")]);
+        // ... and no more than the configuration allows, however the packet is proposed.
+        assert_eq!(narrow(&offered, &[ts("10.2.0.7/32[icmp]")]), vec![ts("10.2.0.7/32[icmp]")]);
+        let tcp = [ts("10.2.0.7/32[tcp/443]"), ts("10.2.0.0/16")];
+        assert_eq!(narrow(&tcp, &[ts("10.2.0.0/30[tcp]")]), vec![ts("10.2.0.0/30[tcp]")]);
+        // Disjoint results all stay, in configured order; a later, larger one replaces an
+        // earlier one inside it.
+        let configured = [ts("10.2.1.0/24"), ts("10.3.0.0/16"), ts("10.2.0.0/16")];
+        assert_eq!(
+            narrow(&[ts("10.0.0.0/8")], &configured),
+            vec![ts("10.3.0.0/16"), ts("10.2.0.0/16")]
+        );
+    }
+
+    #[test]
+    fn trigger_flow_selectors() {
+        let flow = |protocol, src_port, dst_port, ports_opaque| FlowKey {
+            src: "10.1.0.5".parse().unwrap(),
+            dst: "10.2.0.7".parse().unwrap(),
+            protocol: IpProtocol(protocol),
+            src_port,
+            dst_port,
+            ports_opaque,
+        };
+        let tcp = TriggerFlow::from_flow(&flow(6, 40000, 443, false));
+        assert_eq!(tcp.local, ts("10.1.0.5/32[tcp/40000]"));
+        assert_eq!(tcp.remote, ts("10.2.0.7/32[tcp/443]"));
+        // ICMP echo request: type 8 code 0 on both sides, as strongSwan's acquire has it.
+        let ping = TriggerFlow::from_flow(&flow(1, 0x0800, 0x0800, false));
+        assert_eq!(ping.local, ts("10.1.0.5/32[icmp/8(0)]"));
+        assert_eq!(ping.remote, ts("10.2.0.7/32[icmp/8(0)]"));
+        // No ports (GRE), or a non-initial fragment: any port.
+        assert_eq!(TriggerFlow::from_flow(&flow(47, 0, 0, false)).remote, ts("10.2.0.7/32[47]"));
+        assert_eq!(TriggerFlow::from_flow(&flow(17, 0, 0, true)).local, ts("10.1.0.5/32[udp]"));
+        // Prepended only when inside the configured selectors.
+        let (tsi, tsr) = tcp.prepend(&[ts("10.1.0.0/16")], &[ts("10.2.0.0/16")]).unwrap();
+        assert_eq!(tsi, vec![ts("10.1.0.5/32[tcp/40000]"), ts("10.1.0.0/16")]);
+        assert_eq!(tsr, vec![ts("10.2.0.7/32[tcp/443]"), ts("10.2.0.0/16")]);
+        assert!(tcp.prepend(&[ts("10.1.0.0/16")], &[ts("10.3.0.0/16")]).is_none());
     }
 
     #[test]

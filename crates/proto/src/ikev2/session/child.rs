@@ -11,7 +11,7 @@ use crate::crypto::keys::ChildKeys;
 use crate::esp::{Mode, SaParams};
 use crate::ikev2::config::ChildConfig;
 use crate::ikev2::proposal::{self, ChildSuite, Suite};
-use crate::ikev2::ts::{self, List};
+use crate::ikev2::ts::{self, List, TriggerFlow};
 use crate::policy::TrafficSelector;
 use crate::wire::KeId;
 use crate::wire::ikev2::{
@@ -130,15 +130,20 @@ impl Session {
     }
 
     /// Builds the SA/TS payloads asking for a CHILD_SA of `config`. `create_child_sa` adds the
-    /// nonce and, for PFS, the KE payload.
+    /// nonce and, for PFS, the KE payload. A `trigger` (the packet that hit a trap) goes first
+    /// in TSi/TSr when it lies inside the configured selectors.
     pub(super) fn prepare_child(
         &self,
         config: &ChildConfig,
         create_child_sa: bool,
+        trigger: Option<&TriggerFlow>,
     ) -> Result<(LocalCreate, Vec<Payload>), String> {
         let spi = self.new_child_spi();
-        let tsi = ts::resolve(&config.local_ts, self.local.ip());
-        let tsr = ts::resolve(&config.remote_ts, self.remote.ip());
+        let mut tsi = ts::resolve(&config.local_ts, self.local.ip());
+        let mut tsr = ts::resolve(&config.remote_ts, self.remote.ip());
+        if let Some((with_i, with_r)) = trigger.and_then(|t| t.prepend(&tsi, &tsr)) {
+            (tsi, tsr) = (with_i, with_r);
+        }
         let transport = config.mode == Mode::Transport;
         let (nonce, ke) = if create_child_sa {
             let pfs = config
@@ -624,12 +629,17 @@ impl Session {
             .flatten()
     }
 
-    pub(super) fn start_create_child(&mut self, now: Instant, name: &str) {
+    pub(super) fn start_create_child(
+        &mut self,
+        now: Instant,
+        name: &str,
+        trigger: Option<&TriggerFlow>,
+    ) {
         let Some(config) = self.child_config(name) else {
             self.fail_child(name, FailureKind::Local, format!("connection has no child '{name}'"));
             return;
         };
-        match self.prepare_child(&config, true) {
+        match self.prepare_child(&config, true, trigger) {
             Ok((create, payloads)) => self.send_protected_request(
                 now,
                 ExchangeType::CREATE_CHILD_SA,
@@ -793,5 +803,150 @@ impl Event {
             Self::ChildSaUp(up) => Some(up),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::crypto::test_provider::TEST_PROVIDER;
+    use crate::ikev2::config::{
+        ChildLifetime, IkeConfig, IkeLifetime, LocalAuth, RemoteAuth, Retransmit, UniquePolicy,
+    };
+    use crate::ikev2::identity::IdMatcher;
+    use crate::ikev2::proposal::{Preference, ProposalSpec};
+    use crate::ikev2::session::{Role, State};
+    use crate::ikev2::ts::TsSpec;
+    use crate::wire::{EncrId, FlowKey, IpProtocol};
+
+    fn ts(s: &str) -> TrafficSelector {
+        s.parse().unwrap()
+    }
+
+    /// Random bytes that make valid SPIs (the shared test generator starts with zeros).
+    struct Ones;
+
+    impl crate::crypto::SecureRandom for Ones {
+        fn fill(&self, dest: &mut [u8]) -> Result<(), crate::crypto::CryptoError> {
+            dest.fill(0x11);
+            Ok(())
+        }
+    }
+
+    static ONES: Ones = Ones;
+
+    fn session() -> Session {
+        let child = ChildConfig {
+            name: "net".into(),
+            proposals: vec![ProposalSpec {
+                protocol: ProtocolId::ESP,
+                encr: vec![(EncrId::ENCR_AES_GCM_16, 128)],
+                prf: Vec::new(),
+                integ: Vec::new(),
+                ke: Vec::new(),
+                esn: Vec::new(),
+            }],
+            local_ts: vec![
+                TsSpec::parse("10.1.0.0/16").unwrap(),
+                TsSpec::parse("dynamic").unwrap(),
+            ],
+            remote_ts: vec![TsSpec::parse("10.2.0.0/16").unwrap()],
+            mode: Mode::Tunnel,
+            replay_window: 32,
+            lifetime: ChildLifetime::default(),
+            dpd_restart: false,
+            close_restart: false,
+        };
+        let config = IkeConfig {
+            name: "gw".into(),
+            local_addrs: Vec::new(),
+            remote_addrs: Vec::new(),
+            proposals: Vec::new(),
+            preference: Preference::Configured,
+            local_id: None,
+            remote_id: IdMatcher::Any,
+            local_auth: LocalAuth::Psk,
+            remote_auth: RemoteAuth::Psk,
+            psks: None,
+            children: vec![child],
+            encap: false,
+            send_certreq: false,
+            retransmit: Retransmit::default(),
+            lifetime: IkeLifetime::default(),
+            keyingtries: 1,
+            unique: UniquePolicy::No,
+        };
+        Session::new(
+            crate::crypto::CryptoProvider { secure_random: &ONES, ..TEST_PROVIDER },
+            Arc::new(config),
+            Role::Initiator,
+            1,
+            2,
+            "192.0.2.1:500".parse().unwrap(),
+            "192.0.2.2:500".parse().unwrap(),
+            State::Closed,
+        )
+    }
+
+    /// The TSi and TSr payloads of a request, as selectors.
+    fn ts_payloads(payloads: &[Payload]) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
+        let tsi = first!(payloads, TsI).map(ts::from_payload).unwrap();
+        let tsr = first!(payloads, TsR).map(ts::from_payload).unwrap();
+        (tsi, tsr)
+    }
+
+    #[test]
+    fn the_triggering_packet_goes_first_in_tsi_and_tsr() {
+        let s = session();
+        let config = s.child_config("net").unwrap();
+        let flow = FlowKey {
+            src: "10.1.0.5".parse().unwrap(),
+            dst: "10.2.3.4".parse().unwrap(),
+            protocol: IpProtocol(6),
+            src_port: 40000,
+            dst_port: 443,
+            ports_opaque: false,
+        };
+        let trigger = TriggerFlow::from_flow(&flow);
+        for create_child_sa in [false, true] {
+            let (create, payloads) =
+                s.prepare_child(&config, create_child_sa, Some(&trigger)).unwrap();
+            let (tsi, tsr) = ts_payloads(&payloads);
+            assert_eq!(
+                tsi,
+                [ts("10.1.0.5/32[tcp/40000]"), ts("10.1.0.0/16"), ts("192.0.2.1/32")],
+                "IKE_AUTH: {}",
+                !create_child_sa
+            );
+            assert_eq!(tsr, [ts("10.2.3.4/32[tcp/443]"), ts("10.2.0.0/16")]);
+            // The response is checked against what was proposed.
+            assert_eq!((create.tsi, create.tsr), (tsi, tsr));
+        }
+        // Without a trigger: the configured selectors only.
+        let (_, payloads) = s.prepare_child(&config, true, None).unwrap();
+        assert_eq!(
+            ts_payloads(&payloads),
+            (vec![ts("10.1.0.0/16"), ts("192.0.2.1/32")], vec![ts("10.2.0.0/16")])
+        );
+        // A packet outside the configured selectors is not proposed.
+        let outside = TriggerFlow::from_flow(&FlowKey { dst: "10.9.0.1".parse().unwrap(), ..flow });
+        let (_, payloads) = s.prepare_child(&config, true, Some(&outside)).unwrap();
+        assert_eq!(ts_payloads(&payloads).1, [ts("10.2.0.0/16")]);
+    }
+
+    #[test]
+    fn a_child_asked_for_while_the_ike_sa_is_set_up_waits_for_it() {
+        // (A session in no exchange state yet: the simulator tests run the real handshake.)
+        let mut s = session();
+        let now = Instant::now();
+        s.create_child_triggered(now, "net", None);
+        s.create_child(now, "net");
+        // Not established: nothing is sent, both wait.
+        assert!(s.poll_transmit().is_none());
+        assert_eq!(s.pending_children(), ["net", "net"]);
     }
 }

@@ -220,7 +220,7 @@ impl Session {
         let mut local_create = None;
         if let Some(name) = child {
             match self.child_config(&name) {
-                Some(cfg) => match self.prepare_child(&cfg, false) {
+                Some(cfg) => match self.prepare_child(&cfg, false, self.initial_trigger.as_ref()) {
                     Ok((create, child_payloads)) => {
                         payloads.extend(child_payloads);
                         local_create = Some(create);

@@ -71,6 +71,7 @@ use super::config::{ChildConfig, IkeConfig, Retransmit};
 use super::identity::Identity;
 use super::proposal::IkeSuite;
 use super::protect::{Decoded, SaCrypto};
+use super::ts::TriggerFlow;
 use crate::crypto::{CryptoProvider, KeSecret};
 use crate::wire::ikev2::{
     ExchangeType, Flags, HeaderRepr, Message, Notify, NotifyType, Payload, PayloadType,
@@ -310,7 +311,8 @@ enum Procedure {
 /// A local procedure waiting for its turn.
 #[derive(Debug)]
 enum Queued {
-    CreateChild(String),
+    /// A new CHILD_SA of this child config, with the packet that asked for it, if any.
+    CreateChild(String, Option<TriggerFlow>),
     /// Rekey the CHILD_SA with this inbound SPI.
     RekeyChild(u32),
     DeleteChild(u32),
@@ -409,6 +411,9 @@ pub struct Session {
     was_established: bool,
     /// The child asked for when we initiated, and which try this is (`keyingtries`).
     initial_child: Option<String>,
+    /// The packet that made us initiate (a trap's acquire): its selectors go first in the
+    /// initial child's TSi/TSr.
+    initial_trigger: Option<TriggerFlow>,
     attempt: u32,
     /// A re-establishment probes the peer at least this often with its IKE_SA_INIT (over the
     /// time the normal schedule would take), so a returning peer is found quickly.
@@ -509,6 +514,17 @@ impl Session {
         self.initial_child.as_deref()
     }
 
+    /// The packet that made us initiate, if a trap's acquire did.
+    pub fn initial_trigger(&self) -> Option<&TriggerFlow> {
+        self.initial_trigger.as_ref()
+    }
+
+    /// Proposes `trigger` first in the initial child's TSi/TSr (the IKE_AUTH request, so this
+    /// takes effect only before IKE_SA_INIT completes).
+    pub(crate) fn set_initial_trigger(&mut self, trigger: Option<TriggerFlow>) {
+        self.initial_trigger = trigger;
+    }
+
     /// Which try of the connection this is (1 for the first; see `keyingtries`).
     pub fn attempt(&self) -> u32 {
         self.attempt
@@ -566,10 +582,44 @@ impl Session {
 
     // ---- commands ----
 
-    /// Negotiates another CHILD_SA of the connection with CREATE_CHILD_SA.
+    /// Negotiates another CHILD_SA of the connection with CREATE_CHILD_SA. On an IKE SA that
+    /// is still being set up (IKE_SA_INIT or IKE_AUTH in flight) the request waits and runs
+    /// once it is established (as charon queues a `child_create` task); it is dropped if the
+    /// IKE SA fails, which its [`Event::Failed`] reports.
     pub fn create_child(&mut self, now: Instant, child: &str) {
-        self.queue.push_back(Queued::CreateChild(child.to_owned()));
+        self.create_child_triggered(now, child, None);
+    }
+
+    /// [`Session::create_child`] for a packet that hit a trap policy: its selectors
+    /// (`trigger`) are proposed first in TSi/TSr (RFC 7296 §2.9), before the configured ones.
+    pub fn create_child_triggered(
+        &mut self,
+        now: Instant,
+        child: &str,
+        trigger: Option<TriggerFlow>,
+    ) {
+        self.queue.push_back(Queued::CreateChild(child.to_owned(), trigger));
         self.run_queue(now);
+    }
+
+    /// The children whose CREATE_CHILD_SA is queued or running (not yet answered), in order,
+    /// plus the initial child while IKE_AUTH has not completed.
+    pub fn pending_children(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if !matches!(self.state, State::Established(_) | State::Closed) {
+            out.extend(self.initial_child.as_deref());
+        }
+        if let Some(Outstanding { procedure: Procedure::CreateChild(create), .. }) =
+            &self.outstanding
+            && create.rekey.is_none()
+        {
+            out.push(create.name());
+        }
+        out.extend(self.queue.iter().filter_map(|q| match q {
+            Queued::CreateChild(name, _) => Some(name.as_str()),
+            _ => None,
+        }));
+        out
     }
 
     /// Deletes the CHILD_SA with our inbound SPI `spi`.
@@ -747,6 +797,7 @@ impl Session {
             reauth: reauth::ReauthState::default(),
             was_established: false,
             initial_child: None,
+            initial_trigger: None,
             attempt: 1,
             init_retransmit_cap: None,
             unique: unique::UniqueState::default(),
@@ -950,7 +1001,9 @@ impl Session {
         while self.outstanding.is_none() {
             let Some(next) = self.queue.pop_front() else { return };
             match next {
-                Queued::CreateChild(name) => self.start_create_child(now, &name),
+                Queued::CreateChild(name, trigger) => {
+                    self.start_create_child(now, &name, trigger.as_ref())
+                }
                 Queued::RekeyChild(spi) => self.start_rekey_child(now, spi),
                 Queued::DeleteChild(spi) => self.start_delete_child(now, spi, false),
                 Queued::DeleteGone(spi) => self.start_delete_child(now, spi, true),

@@ -245,7 +245,7 @@ impl Session {
             self.rekey_retry_later(now, old_inbound);
             return;
         };
-        match self.prepare_child(&config, true) {
+        match self.prepare_child(&config, true, None) {
             Ok((mut create, _)) => {
                 // The PFS group the SA being replaced was made with, when still allowed: it was
                 // accepted before, so no INVALID_KE_PAYLOAD round this time (strongSwan's
@@ -385,7 +385,7 @@ impl Session {
             NotifyType::CHILD_SA_NOT_FOUND => {
                 let name = create.name().to_owned();
                 if self.remove_child(now, old_in, DownReason::PeerDelete).is_some() {
-                    self.queue.push_back(Queued::CreateChild(name));
+                    self.queue.push_back(Queued::CreateChild(name, None));
                 }
             }
             other => {
