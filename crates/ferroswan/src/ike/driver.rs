@@ -37,7 +37,7 @@ use ferroswan_proto::crypto::CryptoProvider;
 use ferroswan_proto::esp::{InboundSa, OutboundSa, PacketBuf};
 use ferroswan_proto::ikev2::config::IkeConfig;
 use ferroswan_proto::ikev2::session::{
-    ChildSaUp, ChildState, Event, IkeSaInfo, SupersedeCause, Transmit,
+    ChildSaUp, ChildState, Event, IkeRekeyCollision, IkeSaInfo, SupersedeCause, Transmit,
 };
 use ferroswan_proto::ikev2::{Endpoint, SessionId};
 use ferroswan_proto::policy::SaSelectors;
@@ -1052,6 +1052,29 @@ impl Driver {
                 self.fail_traps(&f.what);
             }
             Event::Superseded { by, cause } => self.superseded(id, SessionId(by), cause),
+            Event::IkeRekeyCollision(step) => {
+                let name =
+                    self.endpoint.session(id).map(|s| s.config().name.clone()).unwrap_or_default();
+                let what = match step {
+                    IkeRekeyCollision::Detected => {
+                        "detected IKE rekey collision: answered the peer's IKE rekey while ours \
+                         is outstanding"
+                    }
+                    IkeRekeyCollision::Won => {
+                        "IKE rekey collision won: our new IKE SA carries on, the peer deletes \
+                         its redundant one"
+                    }
+                    IkeRekeyCollision::Lost => {
+                        "IKE rekey collision lost: deleting our redundant new IKE SA, the \
+                         peer's carries on"
+                    }
+                    IkeRekeyCollision::PeerDidNotNotice => {
+                        "peer did not notice the IKE rekey collision: its new IKE SA carries on"
+                    }
+                    _ => "IKE rekey collision",
+                };
+                tracing::info!("IKE SA {name}[{id}] {what}");
+            }
             Event::RestartScheduled {
                 conn,
                 children,
