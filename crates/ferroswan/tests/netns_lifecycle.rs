@@ -30,9 +30,21 @@
 //!
 //! Crossing IKE rekeys are concluded as RFC 7296 §2.8.2 says (the nonces decide, or the side
 //! that did not notice wins); strongSwan's log shows how, and the variant fails if strongSwan
-//! saw IKE rekeys collide but never concluded one. In this lab they rarely cross: strongSwan,
-//! as the original responder, arms its timer a round trip (well under a millisecond) earlier,
-//! and its request arrives before ours leaves (the simulator covers the crossings).
+//! saw IKE rekeys collide but never concluded one. In this lab they rarely cross by themselves:
+//! strongSwan, as the original responder, arms its timer a round trip (well under a
+//! millisecond) earlier, and its request usually arrives before ours leaves.
+//!
+//! **Forced IKE rekey crossings** ([`ike_rekeys_cross_when_strongswans_messages_are_held`]):
+//! both sides have IKE `rekey_time = 30s`, `rand_time = 0s` (CHILD_SAs the 1 h default), and an
+//! nftables filter in strongSwan's namespace holds what charon sends, matched on the IKE header
+//! (exchange type, Response flag): from 3 s before the rekey is due its CREATE_CHILD_SA
+//! requests and responses, so its request is lost and ours reaches it while its own is out
+//! ("detected IKE_REKEY collision"); then only its responses and INFORMATIONAL requests, so its
+//! retransmission reaches us while ours is still out (we detect the collision) and it decides
+//! by the nonces ("IKE_SA rekey collision won/lost") while its DELETE waits; then nothing, so
+//! our retransmission gets its answer and we decide too. Up to five rekeys until two were such
+//! genuine crossings (one required), under a ping flow: loss below 0.1 % (only IKE is held), at
+//! most three IKE SAs per side, and one agreeing IKE SA and CHILD_SA per side at the end.
 //!
 //! **Reauthentication** ([`reauth_under_traffic_ferroswan_reauthenticates`],
 //! [`reauth_under_traffic_strongswan_reauthenticates`], 90 s): the side that made the IKE SA
@@ -54,9 +66,8 @@
 //! check starts only when the flow stops being answered), once with ferroswan responding and an
 //! idle tunnel (liveness exchanges every 5 s until the kill).
 //!
-//! `start_action = trap` and `close_action = trap` are tested in `netns_trap.rs`;
-//! `dpd_action = trap` uses the same trap policies (armed when DPD declares the peer dead) but
-//! has no netns test against strongSwan yet.
+//! `start_action = trap` and `close_action = trap` are tested in `netns_trap.rs`,
+//! `dpd_action = trap` (with a SIGKILLed charon) in `netns_restart.rs`.
 //!
 //! Needs root and strongSwan: `#[ignore]`d, run by `scripts/test`.
 
@@ -471,6 +482,23 @@ impl PingFlow {
             assert!(Instant::now() < deadline, "ping did not finish in {expected:?} + 30 s");
             std::thread::sleep(Duration::from_millis(200));
         }
+        self.result()
+    }
+
+    /// Stops ping now (SIGINT: it prints its summary) and reads the summary.
+    fn interrupt(mut self) -> FlowResult {
+        let pid = self.process.pid().to_string();
+        let out = std::process::Command::new("kill").args(["-INT", &pid]).output().unwrap();
+        assert!(out.status.success(), "kill -INT {pid}: {out:?}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.process.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "ping did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.result()
+    }
+
+    fn result(&self) -> FlowResult {
         let log = self.process.read_log().unwrap();
         let summary = log
             .lines()
@@ -813,6 +841,366 @@ fn reauth_under_traffic_ferroswan_reauthenticates() {
 #[ignore = "needs root and strongSwan; scripts/test runs it"]
 fn reauth_under_traffic_strongswan_reauthenticates() {
     reauth_under_traffic(Implementation::Strongswan, run_secs(90));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crossing IKE rekeys, forced with nftables
+// ---------------------------------------------------------------------------------------------
+
+/// IKE `rekey_time` of both sides in [`ike_rekeys_cross_when_strongswans_messages_are_held`]
+/// (`rand_time = 0s`; CHILD_SAs keep the 1 h default, so every CREATE_CHILD_SA is an IKE
+/// rekey).
+const CROSS_REKEY_SECS: u64 = 30;
+
+/// How many IKE rekeys the test may force.
+const CROSS_ATTEMPTS: usize = 5;
+
+/// Genuine crossings after which the test stops (the nonces pick the winner: two give both
+/// outcomes half the time); one is required.
+const CROSS_WANTED: usize = 2;
+
+/// A class of IKE messages strongSwan sends that [`IkeFilter`] can hold back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Held {
+    /// CREATE_CHILD_SA requests (its IKE rekey request and retransmissions).
+    CreateRequests,
+    /// CREATE_CHILD_SA responses (its answer to our IKE rekey).
+    CreateResponses,
+    /// INFORMATIONAL requests (its DELETEs after it concluded the collision).
+    InformationalRequests,
+}
+
+impl Held {
+    const ALL: [Self; 3] =
+        [Self::CreateRequests, Self::CreateResponses, Self::InformationalRequests];
+
+    fn chain(self) -> &'static str {
+        match self {
+            Self::CreateRequests => "create_requests",
+            Self::CreateResponses => "create_responses",
+            Self::InformationalRequests => "informational_requests",
+        }
+    }
+
+    /// IKE exchange type (header byte 18) and the Response flag (0x20 of byte 19).
+    fn exchange_and_response(self) -> (u8, u8) {
+        match self {
+            Self::CreateRequests => (36, 0),
+            Self::CreateResponses => (36, 0x20),
+            Self::InformationalRequests => (37, 0),
+        }
+    }
+}
+
+/// An nftables table in strongSwan's namespace (`output` hook, so only what charon sends) with
+/// one chain per [`Held`] class, empty until [`IkeFilter::hold`]. The IKE header is matched
+/// with raw payload expressions: on UDP 500 it follows the 8-byte UDP header, on UDP 4500 the
+/// 4-byte non-ESP marker (zero) as well. ESP is never touched. The table goes with the
+/// namespace.
+struct IkeFilter<'a> {
+    ns: &'a ferroswan::lab::netns::Netns,
+    /// Packets dropped per class, summed over every hold.
+    dropped: std::cell::RefCell<std::collections::BTreeMap<Held, u64>>,
+}
+
+impl<'a> IkeFilter<'a> {
+    const TABLE: &'static str = "fslab_ikecoll";
+
+    fn install(ns: &'a ferroswan::lab::netns::Netns) -> Self {
+        let mut rules = format!("table inet {} {{\n", Self::TABLE);
+        for class in Held::ALL {
+            let _ = writeln!(rules, "  chain {} {{ }}", class.chain());
+        }
+        rules
+            .push_str("  chain output {\n    type filter hook output priority 0; policy accept;\n");
+        for class in Held::ALL {
+            let _ = writeln!(rules, "    jump {}", class.chain());
+        }
+        rules.push_str("  }\n}\n");
+        ns.run_with_input(&["nft", "-f", "-"], rules.as_bytes()).unwrap();
+        Self { ns, dropped: Default::default() }
+    }
+
+    /// Starts dropping `class`.
+    fn hold(&self, class: Held) {
+        let (exchange, response) = class.exchange_and_response();
+        // Bit offsets from the start of the UDP header: IKE header byte 18 is bit
+        // (8 + 18) · 8 = 208 on port 500, (8 + 4 + 18) · 8 = 240 on port 4500.
+        for rule in [
+            format!(
+                "udp sport 500 @th,208,8 {exchange} @th,216,8 & 0x20 == {response} counter drop"
+            ),
+            format!(
+                "udp sport 4500 @th,64,32 0 @th,240,8 {exchange} @th,248,8 & 0x20 == {response} \
+                 counter drop"
+            ),
+        ] {
+            let argv = ["nft", "add", "rule", "inet", Self::TABLE, class.chain(), &rule];
+            self.ns.run_ok(&argv).unwrap();
+        }
+    }
+
+    /// Stops dropping `class` (its drop counts are added up first).
+    fn release(&self, class: Held) {
+        let out =
+            self.ns.run_ok(&["nft", "list", "chain", "inet", Self::TABLE, class.chain()]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let packets: u64 = text
+            .split("packets ")
+            .skip(1)
+            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        *self.dropped.borrow_mut().entry(class).or_default() += packets;
+        self.ns.run_ok(&["nft", "flush", "chain", "inet", Self::TABLE, class.chain()]).unwrap();
+    }
+
+    fn release_all(&self) {
+        for class in Held::ALL {
+            self.release(class);
+        }
+    }
+}
+
+/// When the IKE SA of `gw` is due for rekeying, in whole seconds: VICI `rekey-time`
+/// (charon), or [`CROSS_REKEY_SECS`] after `established` (ferroswan does not list the IKE
+/// SA's `rekey-time`; with `rand_time = 0s` that is the same).
+fn ike_rekey_due(gw: &RunningGateway) -> Option<Instant> {
+    let events = vici_list_sas(&gw.socket).ok()?;
+    let num = |ike: &Message, key: &str| ike.get_str(key)?.parse::<u64>().ok();
+    let due = events
+        .iter()
+        .filter_map(|e| e.get_section(CONN))
+        .filter(|ike| ike.get_str("state") == Some("ESTABLISHED"))
+        .filter_map(|ike| {
+            num(ike, "rekey-time")
+                .or_else(|| Some(CROSS_REKEY_SECS.saturating_sub(num(ike, "established")?)))
+        })
+        .min()?;
+    Some(Instant::now() + Duration::from_secs(due))
+}
+
+/// The number of lines of `gw`'s log.
+fn log_lines(gw: &RunningGateway) -> usize {
+    std::fs::read_to_string(&gw.log).unwrap_or_default().lines().count()
+}
+
+/// Waits until a line after the first `from` lines of `gw`'s log contains one of `needles`;
+/// returns it, or `None` at `deadline`.
+fn wait_log_line(
+    gw: &RunningGateway,
+    from: usize,
+    needles: &[&str],
+    deadline: Instant,
+) -> Option<String> {
+    loop {
+        let text = std::fs::read_to_string(&gw.log).unwrap_or_default();
+        if let Some(line) = text.lines().skip(from).find(|l| needles.iter().any(|n| l.contains(n)))
+        {
+            return Some(line.to_owned());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sleep_until(t: Instant) {
+    if let Some(d) = t.checked_duration_since(Instant::now()) {
+        std::thread::sleep(d);
+    }
+}
+
+/// How one forced rekey went.
+#[derive(Debug, Default)]
+struct CrossAttempt {
+    /// strongSwan's "detected IKE_REKEY collision": our request reached it while its own was
+    /// out (held back).
+    ss_detected: bool,
+    /// strongSwan's conclusion ("IKE_SA rekey collision won/lost", "peer did not notice").
+    ss_concluded: Option<String>,
+    /// ferroswan's "detected IKE rekey collision": strongSwan's request reached us while ours
+    /// was out.
+    fs_detected: bool,
+    /// ferroswan's conclusion.
+    fs_concluded: Option<String>,
+    /// Seconds from the rekey being due to ferroswan's conclusion.
+    secs: f64,
+}
+
+impl CrossAttempt {
+    /// Both sides saw the other's request while their own was out, and both decided by the
+    /// nonces, with opposite results.
+    fn genuine(&self) -> bool {
+        let ss_won = self.ss_concluded.as_deref().is_some_and(|l| l.contains("collision won"));
+        let ss_lost = self.ss_concluded.as_deref().is_some_and(|l| l.contains("collision lost"));
+        let fs_won = self.fs_concluded.as_deref().is_some_and(|l| l.contains("collision won"));
+        let fs_lost = self.fs_concluded.as_deref().is_some_and(|l| l.contains("collision lost"));
+        self.ss_detected && self.fs_detected && ((ss_won && fs_lost) || (ss_lost && fs_won))
+    }
+
+    fn winner(&self) -> &'static str {
+        match &self.ss_concluded {
+            Some(l) if l.contains("collision won") => "strongSwan",
+            Some(l) if l.contains("collision lost") => "ferroswan",
+            _ => "nobody",
+        }
+    }
+}
+
+/// Forces one IKE rekey collision: holds strongSwan's CREATE_CHILD_SA requests and responses
+/// from 3 s before the rekey is due, so its request is lost and ours reaches it while its own
+/// is out (it detects the collision, its answer is held); then lets its requests through, so
+/// its retransmission reaches us while ours is still out (we detect the collision and answer,
+/// it concludes by the nonces; its DELETE, old or redundant SA, is held meanwhile); then lets
+/// its responses through, so our retransmission gets its answer (we conclude); last, its
+/// DELETE.
+fn force_ike_rekey_crossing(lab: &Lab, filter: &IkeFilter<'_>) -> CrossAttempt {
+    let (ss, fs) = (lab.strongswan(), lab.ferroswan());
+    let due = loop {
+        if let (Some(a), Some(b)) = (ike_rekey_due(ss), ike_rekey_due(fs)) {
+            break (a.min(b), a.max(b));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    sleep_until(due.0.checked_sub(Duration::from_secs(3)).unwrap_or(due.0));
+    let (ss_from, fs_from) = (log_lines(ss), log_lines(fs));
+    let mut attempt = CrossAttempt::default();
+    filter.hold(Held::CreateRequests);
+    filter.hold(Held::CreateResponses);
+    // strongSwan gives up on its request 23.7 s after sending it (retransmit_timeout 2,
+    // tries 3): everything below ends well before.
+    let detected = wait_log_line(
+        ss,
+        ss_from,
+        &["detected IKE_REKEY collision"],
+        due.1 + Duration::from_secs(4),
+    );
+    attempt.ss_detected = detected.is_some();
+    if attempt.ss_detected {
+        filter.hold(Held::InformationalRequests);
+        filter.release(Held::CreateRequests);
+        attempt.ss_concluded = wait_log_line(
+            ss,
+            ss_from,
+            &["IKE_SA rekey collision", "peer did not notice IKE_SA rekey collision"],
+            Instant::now() + Duration::from_secs(12),
+        );
+        filter.release(Held::CreateResponses);
+        attempt.fs_detected = wait_log_line(
+            fs,
+            fs_from,
+            &["detected IKE rekey collision"],
+            Instant::now() + Duration::from_secs(1),
+        )
+        .is_some();
+        attempt.fs_concluded = wait_log_line(
+            fs,
+            fs_from,
+            &["IKE rekey collision won", "IKE rekey collision lost", "did not notice"],
+            Instant::now() + Duration::from_secs(12),
+        );
+    }
+    attempt.secs = Instant::now().saturating_duration_since(due.0).as_secs_f64();
+    filter.release_all();
+    attempt
+}
+
+/// Crossing IKE rekeys against strongSwan (RFC 7296 §2.8.2), which a sub-millisecond link
+/// never produces by itself: both sides have IKE `rekey_time = 30s`, `rand_time = 0s`, and
+/// [`force_ike_rekey_crossing`] holds strongSwan's messages with nftables so that each side
+/// gets the other's request while its own is out. Up to [`CROSS_ATTEMPTS`] rekeys until
+/// [`CROSS_WANTED`] were genuine crossings (both sides detect it and decide by the nonces, with
+/// opposite results), at least one required, under a ping flow; then one IKE SA and one CHILD_SA per side with matching SPIs
+/// (also in `swanctl --list-sas` against each), at most three IKE SAs per side along the way,
+/// and loss below 0.1 % (only IKE is held, never ESP).
+#[test]
+#[ignore = "needs root and strongSwan; scripts/test runs it"]
+fn ike_rekeys_cross_when_strongswans_messages_are_held() {
+    let ike_only = ExtraSettings::default()
+        .connection("rekey_time", &format!("{CROSS_REKEY_SECS}s"))
+        .connection("over_time", "30s")
+        .connection("rand_time", "0s");
+    let lab = Lab::start(Setup {
+        moon: Implementation::Ferroswan,
+        moon_extra: ike_only.clone(),
+        sun_extra: ike_only,
+        nat: false,
+    });
+    let filter = IkeFilter::install(&lab.topo.gw_b().ns);
+    let flow = lab.ping_flow(1_000_000);
+    let mut attempts = Vec::new();
+    let mut seen = [Seen::default(), Seen::default()];
+    for _ in 0..CROSS_ATTEMPTS {
+        let attempt = force_ike_rekey_crossing(&lab, &filter);
+        eprintln!("forced IKE rekey: {attempt:?}");
+        attempts.push(attempt);
+        // Let the redundant and old IKE SAs go (strongSwan's DELETE retransmissions come
+        // every few seconds), sampling how many there are meanwhile.
+        let settle = Instant::now() + Duration::from_secs(6);
+        while Instant::now() < settle {
+            for (s, gw) in seen.iter_mut().zip([lab.strongswan(), lab.ferroswan()]) {
+                s.add(&ike_sas(gw).unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        if attempts.iter().filter(|a| a.genuine()).count() >= CROSS_WANTED {
+            break;
+        }
+    }
+    let (spi_in, spi_out) = wait_agreement(&lab, Duration::from_secs(60));
+    let flow = flow.interrupt();
+    let dropped = filter.dropped.borrow().clone();
+    let genuine = attempts.iter().filter(|a| a.genuine()).count();
+    let report = format!(
+        "forced IKE rekey collisions: {} attempt(s), {genuine} genuine crossing(s), winners {:?}, \
+         resolved {:?} s after the rekey was due; IKE messages strongSwan sent that nft held: \
+         {dropped:?}; ping {}/{} answered ({:.3} % loss); at most {}/{} IKE SAs at once \
+         (strongSwan/ferroswan); final CHILD_SA (strongSwan view) {spi_in}_i {spi_out}_o",
+        attempts.len(),
+        attempts.iter().map(CrossAttempt::winner).collect::<Vec<_>>(),
+        attempts.iter().map(|a| (a.secs * 10.0).round() / 10.0).collect::<Vec<_>>(),
+        flow.received,
+        flow.transmitted,
+        flow.loss_percent(),
+        seen[0].max_ike,
+        seen[1].max_ike,
+    );
+    eprintln!("{report}");
+    let fail = |what: &str| -> ! {
+        panic!(
+            "{what}\n{report}\nattempts: {attempts:#?}\nping gaps: {:#?}\nlogs in {}{}",
+            flow.gaps,
+            lab.topo.log_dir().display(),
+            lab.logs()
+        )
+    };
+    if genuine == 0 {
+        fail("no genuine IKE rekey crossing");
+    }
+    if dropped.get(&Held::CreateRequests).copied().unwrap_or(0) == 0 {
+        fail("the filter never held a CREATE_CHILD_SA request of strongSwan's");
+    }
+    if flow.loss_percent() >= MAX_LOSS_PERCENT {
+        fail(&format!("loss {:.3} % ≥ {MAX_LOSS_PERCENT} %", flow.loss_percent()));
+    }
+    for (who, s) in [("strongSwan", &seen[0]), ("ferroswan", &seen[1])] {
+        if s.max_ike > 3 {
+            fail(&format!("{who} had {} IKE SAs at once", s.max_ike));
+        }
+    }
+    // Nobody gave up or refused along the way.
+    for (gw, needles) in [
+        (lab.ferroswan(), &["peer refused to rekey", "rekeying the IKE SA failed"][..]),
+        (lab.strongswan(), &["IKE_SA rekeying failed", "giving up after"][..]),
+    ] {
+        let n: usize = needles.iter().map(|n| count_log(gw, n)).sum();
+        if n > 0 {
+            fail(&format!("{} logged a failed or refused IKE rekey", gw.implementation));
+        }
+    }
+    drop(filter);
+    lab.close("ike-rekey-crossing");
 }
 
 // ---------------------------------------------------------------------------------------------

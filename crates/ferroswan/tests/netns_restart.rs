@@ -32,6 +32,11 @@
 //!   lists no SA within 3 s, ferroswan exits 0 within 5 s; started again, it brings the tunnel
 //!   back (`start_action = start`) with one IKE SA on each side and no INITIAL_CONTACT cleanup
 //!   needed.
+//! - [`dpd_action_trap_rearms_the_trap_and_the_next_packet_brings_the_tunnel_back`], with
+//!   `dpd_action = trap`: charon (sun, responder only) is killed; ferroswan (`dpd_delay = 5s`,
+//!   `dpd_timeout = 10s`) declares it dead and arms the trap (strongSwan's `swanctl
+//!   --list-pols` against ferroswan shows it); charon is started again and a single
+//!   `ping -c 1 -W 8` from lan_a brings the tunnel up and gets its reply.
 //!
 //! Needs root and strongSwan: `#[ignore]`d, run by `scripts/test`.
 
@@ -464,5 +469,83 @@ fn stopped_ferroswan_deletes_its_sas_and_comes_back() {
         deleted.first().map_or("", String::as_str)
     );
     drop(ping);
+    lab.close();
+}
+
+/// `dpd_action = trap`: ferroswan (moon, `dpd_delay = 5s`, `dpd_timeout = 10s`) and an idle
+/// tunnel; charon (sun, responder only) is SIGKILLed. ferroswan's liveness check goes
+/// unanswered, DPD declares the peer dead within `dpd_delay + dpd_timeout` (+ 3 s), and the
+/// trap policy is armed (strongSwan's `swanctl --list-pols` against ferroswan shows it) with no
+/// IKE SA. charon is started again and stays passive; a single `ping -c 1 -W 8` from lan_a
+/// hits the trap, brings the tunnel up and gets its reply.
+#[test]
+#[ignore = "needs root and strongSwan; scripts/test runs it"]
+fn dpd_action_trap_rearms_the_trap_and_the_next_packet_brings_the_tunnel_back() {
+    let dpd = ExtraSettings::default()
+        .connection("dpd_delay", "5s")
+        .connection("dpd_timeout", "10s")
+        .child("dpd_action", "trap");
+    let mut lab = Lab::start(Implementation::Ferroswan, dpd, ExtraSettings::default());
+    wait_one_sa_each(&lab, Duration::from_secs(10));
+    let fs = lab.gateway(Implementation::Ferroswan);
+    let pols = |gw: &RunningGateway| {
+        let out = swanctl(gw, &["--list-pols"]).unwrap();
+        assert!(out.status.success(), "swanctl --list-pols: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let trap_line = format!("{CONN}/{CONN}, TUNNEL");
+    let before = pols(fs);
+    assert!(!before.contains(&trap_line), "a trap while the tunnel is up:\n{before}");
+
+    lab.kill(false);
+    let killed = Instant::now();
+    let limit = Duration::from_secs(5 + 10 + 3);
+    let fs = lab.gateway(Implementation::Ferroswan);
+    let (gone, listed) = loop {
+        let listed = pols(fs);
+        if ike_sas(fs).is_empty() && listed.contains(&trap_line) {
+            break (killed.elapsed(), listed);
+        }
+        assert!(
+            killed.elapsed() < limit + Duration::from_secs(10),
+            "no trap without an IKE SA {:?} after the kill; list-pols:\n{listed}{}",
+            killed.elapsed(),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let dead = ferroswan_log(&lab, "dead peer");
+    eprintln!(
+        "charon SIGKILLed: ferroswan dropped the IKE SA and armed the trap {:.1} s later ({}); \
+         swanctl --list-pols against ferroswan:\n{listed}",
+        gone.as_secs_f64(),
+        dead.first().map_or("(no dead peer line)", String::as_str)
+    );
+    assert!(gone <= limit, "DPD took {gone:?}, more than dpd_delay + dpd_timeout + 3 s");
+    assert!(!dead.is_empty(), "ferroswan did not log the dead peer{}", lab.logs());
+
+    // charon comes back, passive; nothing happens until a packet hits the trap.
+    lab.start_daemon(false);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(ike_sas(lab.gateway(Implementation::Strongswan)).is_empty(), "{}", lab.logs());
+    let lan_a = lab.topo.lan_a().unwrap();
+    let dst = IpAddr::from(lab.topo.lan_b().unwrap().eth0.v4).to_string();
+    let started = Instant::now();
+    let out = lan_a.ns.run(&["ping", "-n", "-c", "1", "-W", "8", &dst]).unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("1 received"),
+        "the single ping through the re-armed trap got no reply ({took:?}):\n{text}{}",
+        lab.logs()
+    );
+    let after = wait_one_sa_each(&lab, Duration::from_secs(20));
+    let rtt = text.split("time=").nth(1).and_then(|t| t.split_whitespace().next());
+    eprintln!(
+        "single ping through the re-armed trap: reply after {} ms (ping ran {:.2} s); IKE SA \
+         {after:?}",
+        rtt.unwrap_or("?"),
+        took.as_secs_f64()
+    );
     lab.close();
 }

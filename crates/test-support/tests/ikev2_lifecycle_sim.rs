@@ -15,7 +15,7 @@ use ferroswan_proto::crypto::{CryptoError, CryptoProvider, SecureRandom};
 use ferroswan_proto::ikev2::SessionId;
 use ferroswan_proto::ikev2::config::{ChildLifetime, IkeConfig};
 use ferroswan_proto::ikev2::proposal::ProposalSpec;
-use ferroswan_proto::ikev2::session::{CloseReason, DownReason, Event, Session};
+use ferroswan_proto::ikev2::session::{CloseReason, DownReason, Event, IkeRekeyCollision, Session};
 use ferroswan_proto::wire::ikev2::{ExchangeType, HeaderPacket, ProtocolId};
 use ferroswan_proto::wire::{EncrId, KeId, PrfId};
 use ferroswan_test::ikesim::{Pair, Side, Traffic, psk_config};
@@ -109,6 +109,18 @@ fn assert_no_loss(t: Traffic) {
 fn count(pair: &Pair, side: Side, f: impl Fn(&Event) -> bool) -> usize {
     let peer = if side == Side::A { &pair.a } else { &pair.b };
     peer.events.iter().filter(|(_, e)| f(e)).count()
+}
+
+/// The IKE rekey collision steps `side` reported, in order.
+fn collision_steps(pair: &Pair, side: Side) -> Vec<IkeRekeyCollision> {
+    let peer = if side == Side::A { &pair.a } else { &pair.b };
+    peer.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::IkeRekeyCollision(step) => Some(*step),
+            _ => None,
+        })
+        .collect()
 }
 
 fn rekeyed_downs(pair: &Pair, side: Side) -> usize {
@@ -641,6 +653,10 @@ fn simultaneous_ike_rekey_keeps_the_ike_sa_without_the_lowest_nonce() {
             assert_eq!(exchanges(&pair, s, ExchangeType::CREATE_CHILD_SA, false), 1);
             assert_eq!(exchanges(&pair, s, ExchangeType::INFORMATIONAL, false), 1, "{s:?}");
             assert_eq!(count(&pair, s, |e| matches!(e, Event::Closed(CloseReason::Rekeyed))), 2);
+            // Both noticed the crossing and decided by the nonces, with opposite results.
+            let outcome =
+                if s == winner { IkeRekeyCollision::Won } else { IkeRekeyCollision::Lost };
+            assert_eq!(collision_steps(&pair, s), [IkeRekeyCollision::Detected, outcome]);
         }
     }
 }
@@ -661,6 +677,10 @@ fn ike_rekey_collision_with_a_lost_request_keeps_the_other_sides_ike_sa() {
         assert_no_loss(pair.traffic);
         let other = if lost == Side::A { Side::B } else { Side::A };
         assert_ike_rekeyed(&pair, child, other);
+        // Only the side whose request was lost saw a crossing, concluded by the other's DELETE.
+        let noticed = [IkeRekeyCollision::Detected, IkeRekeyCollision::PeerDidNotNotice];
+        assert_eq!(collision_steps(&pair, lost), noticed);
+        assert_eq!(collision_steps(&pair, other), []);
     }
 }
 

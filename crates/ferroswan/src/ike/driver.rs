@@ -43,7 +43,7 @@ use ferroswan_proto::crypto::CryptoProvider;
 use ferroswan_proto::esp::{InboundSa, OutboundSa, PacketBuf};
 use ferroswan_proto::ikev2::config::IkeConfig;
 use ferroswan_proto::ikev2::session::{
-    ChildSaUp, ChildState, Event, IkeSaInfo, Role, SupersedeCause, Transmit,
+    ChildSaUp, ChildState, Event, IkeRekeyCollision, IkeSaInfo, Role, SupersedeCause, Transmit,
 };
 use ferroswan_proto::ikev2::ts::TriggerFlow;
 use ferroswan_proto::ikev2::{Endpoint, SessionId};
@@ -1129,6 +1129,29 @@ impl Driver {
                 self.fail_traps(&f.what);
             }
             Event::Superseded { by, cause } => self.superseded(id, SessionId(by), cause),
+            Event::IkeRekeyCollision(step) => {
+                let name =
+                    self.endpoint.session(id).map(|s| s.config().name.clone()).unwrap_or_default();
+                let what = match step {
+                    IkeRekeyCollision::Detected => {
+                        "detected IKE rekey collision: answered the peer's IKE rekey while ours \
+                         is outstanding"
+                    }
+                    IkeRekeyCollision::Won => {
+                        "IKE rekey collision won: our new IKE SA carries on, the peer deletes \
+                         its redundant one"
+                    }
+                    IkeRekeyCollision::Lost => {
+                        "IKE rekey collision lost: deleting our redundant new IKE SA, the \
+                         peer's carries on"
+                    }
+                    IkeRekeyCollision::PeerDidNotNotice => {
+                        "peer did not notice the IKE rekey collision: its new IKE SA carries on"
+                    }
+                    _ => "IKE rekey collision",
+                };
+                tracing::info!("IKE SA {name}[{id}] {what}");
+            }
             Event::RestartScheduled {
                 conn,
                 children,

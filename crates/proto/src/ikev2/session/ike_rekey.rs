@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use super::rekey::{collision_lost, min_nonce};
 use super::{
-    CloseReason, Established, Event, FailureKind, KeState, Procedure, Queued, Session, State,
-    error_notify,
+    CloseReason, Established, Event, FailureKind, IkeRekeyCollision, KeState, Procedure, Queued,
+    Session, State, error_notify,
 };
 use crate::crypto::keys::rekey_skeyseed;
 use crate::ikev2::proposal::{self, Suite};
@@ -263,6 +263,7 @@ impl Session {
                 Some(passive)
                     if collision_lost(min_nonce(&rekey.nonce, &nr), &passive.nonce_min) =>
                 {
+                    self.events.push_back(Event::IkeRekeyCollision(IkeRekeyCollision::Lost));
                     // §2.8.2: our exchange holds the lowest nonce, the SA it made is redundant
                     // and ours to delete; the peer's new SA takes over and the peer deletes the
                     // old one.
@@ -272,6 +273,7 @@ impl Session {
                 passive => {
                     if let Some(passive) = passive {
                         // We won: the peer deletes the SA its exchange made.
+                        self.events.push_back(Event::IkeRekeyCollision(IkeRekeyCollision::Won));
                         self.spawn_redundant(now, passive.successor, false);
                     }
                     self.hand_over(now, successor);
@@ -373,6 +375,7 @@ impl Session {
                 respond(self, &response);
                 if colliding {
                     // Both ends rekey: the nonces decide once our response is in.
+                    self.events.push_back(Event::IkeRekeyCollision(IkeRekeyCollision::Detected));
                     self.ike_collision = Some(PassiveIkeRekey { successor, nonce_min });
                 } else {
                     self.hand_over(now, successor);
@@ -388,6 +391,8 @@ impl Session {
     pub(super) fn conclude_ike_collision(&mut self, now: Instant) -> bool {
         match self.ike_collision.take() {
             Some(passive) => {
+                self.events
+                    .push_back(Event::IkeRekeyCollision(IkeRekeyCollision::PeerDidNotNotice));
                 self.hand_over(now, passive.successor);
                 true
             }

@@ -275,6 +275,24 @@ pub enum Event {
         /// The longest wait between its IKE_SA_INIT retransmissions.
         retransmit_cap: core::time::Duration,
     },
+    /// Our IKE rekey crossed the peer's (RFC 7296 §2.8.2): detected, then concluded.
+    IkeRekeyCollision(IkeRekeyCollision),
+}
+
+/// A step of an IKE rekey collision ([`Event::IkeRekeyCollision`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IkeRekeyCollision {
+    /// The peer's IKE rekey request came while ours was outstanding; we answered it and
+    /// decide when our response comes.
+    Detected,
+    /// Our exchange made the surviving IKE SA; the peer deletes its redundant one.
+    Won,
+    /// Our exchange holds the lowest nonce: we delete the IKE SA it made, the peer's carries on.
+    Lost,
+    /// Our rekey came to nothing (an error answer, or the peer deleted the old IKE SA): the
+    /// peer did not notice the collision and its new IKE SA carries on.
+    PeerDidNotNotice,
 }
 
 /// A request we sent and wait for an answer to.
