@@ -80,25 +80,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferroswan::lab::interop::{
-    CONN, ExtraSettings, FerroswanInitiation, Implementation, LOG_TAIL_LINES, Matrix,
-    RunningGateway, gateway_configs, start_ferroswan, start_strongswan, swanctl, vici_list_sas,
-    wait_child_up, write_swanctl_dir,
+    CONN, Case, ExtraSettings, FerroswanInitiation, Implementation, LOG_TAIL_LINES, RunningGateway,
+    gateway_configs, start_ferroswan, start_strongswan, swanctl, vici_list_sas, wait_child_up,
+    write_swanctl_dir,
 };
 use ferroswan::lab::netns::{BackgroundProcess, Nat, Topology};
 use ferroswan::vici::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferroswan");
-
-/// PSK, AES-GCM IKE SA, ESP with PFS (every CHILD rekey runs X25519).
-const CASE: &str = r#"
-[[case]]
-name = "lifecycle"
-auth = "psk"
-ike = "aes128gcm16-prfsha256-x25519"
-esp = "aes128gcm16-x25519"
-initiator = "ferroswan"
-responder = "strongswan"
-"#;
 
 /// How long an SA may take to come up.
 const SA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -145,7 +134,8 @@ struct Lab {
 
 impl Lab {
     fn start(setup: Setup) -> Self {
-        let mut case = Matrix::parse(CASE).unwrap().cases.remove(0);
+        let mut case =
+            Case::psk("lifecycle", Implementation::Ferroswan, "aes128gcm16-x25519").unwrap();
         let sun_impl = match setup.moon {
             Implementation::Ferroswan => Implementation::Strongswan,
             _ => Implementation::Ferroswan,
@@ -1303,7 +1293,7 @@ fn extra_settings_are_read_by_ferroswans_config_reader() {
     use ferroswan::lab::netns::IfAddrs;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    let case = Matrix::parse(CASE).unwrap().cases.remove(0);
+    let case = Case::psk("lifecycle", Implementation::Ferroswan, "aes128gcm16-x25519").unwrap();
     let lan = |third: u16| IfAddrs {
         ifname: "lan0",
         v4: Ipv4Addr::new(10, third as u8, 0, 1),

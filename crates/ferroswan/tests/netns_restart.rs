@@ -49,22 +49,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferroswan::lab::interop::{
     CONN, Case, ExtraSettings, FerroswanInitiation, GatewayConfig, Implementation, LOG_TAIL_LINES,
-    Matrix, RunningGateway, gateway_configs, start_ferroswan, start_strongswan, swanctl,
-    vici_list_sas, wait_child_up, write_swanctl_dir,
+    RunningGateway, gateway_configs, start_ferroswan, start_strongswan, swanctl, vici_list_sas,
+    wait_child_up, write_swanctl_dir,
 };
 use ferroswan::lab::netns::{BackgroundProcess, Topology};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferroswan");
-
-const CASE: &str = r#"
-[[case]]
-name = "restart"
-auth = "psk"
-ike = "aes128gcm16-prfsha256-x25519"
-esp = "aes128gcm16"
-initiator = "ferroswan"
-responder = "strongswan"
-"#;
 
 /// How long an SA may take to come up at the start.
 const SA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,7 +79,7 @@ struct Lab {
 
 impl Lab {
     fn start(moon: Implementation, moon_extra: ExtraSettings, sun_extra: ExtraSettings) -> Self {
-        let mut case = Matrix::parse(CASE).unwrap().cases.remove(0);
+        let mut case = Case::psk("restart", Implementation::Ferroswan, "aes128gcm16").unwrap();
         case.initiator = moon;
         case.responder = match moon {
             Implementation::Ferroswan => Implementation::Strongswan,

@@ -40,24 +40,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferroswan::lab::interop::{
-    CONN, ExtraSettings, FerroswanInitiation, GatewayConfig, Implementation, LOG_TAIL_LINES,
-    Matrix, RunningGateway, gateway_configs, start_ferroswan, start_strongswan, swanctl,
-    vici_list_sas, wait_child_up, write_swanctl_dir,
+    CONN, Case, ExtraSettings, FerroswanInitiation, GatewayConfig, Implementation, LOG_TAIL_LINES,
+    RunningGateway, gateway_configs, start_ferroswan, start_strongswan, swanctl, vici_list_sas,
+    wait_child_up, write_swanctl_dir,
 };
 use ferroswan::lab::netns::Topology;
 use ferroswan::vici::{Client, Message};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferroswan");
-
-const CASE: &str = r#"
-[[case]]
-name = "trap"
-auth = "psk"
-ike = "aes128gcm16-prfsha256-x25519"
-esp = "aes128gcm16"
-initiator = "ferroswan"
-responder = "strongswan"
-"#;
 
 const SA_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -92,7 +82,7 @@ impl Lab {
         no_peer: bool,
         edit: impl Fn(String) -> String,
     ) -> Self {
-        let case = Matrix::parse(CASE).unwrap().cases.remove(0);
+        let case = Case::psk("trap", Implementation::Ferroswan, "aes128gcm16").unwrap();
         let topo = Topology::builder().build().unwrap();
         let [mut moon_cfg, mut sun_cfg] = gateway_configs(&case, &topo, initiation).unwrap();
         moon_cfg.extra = moon_extra;

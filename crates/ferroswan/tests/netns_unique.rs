@@ -39,23 +39,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferroswan::lab::interop::{
-    CONN, ExtraSettings, FerroswanInitiation, LOG_TAIL_LINES, Matrix, RunningGateway,
+    CONN, Case, ExtraSettings, FerroswanInitiation, Implementation, LOG_TAIL_LINES, RunningGateway,
     gateway_configs, start_ferroswan, start_strongswan, swanctl, vici_list_sas, wait_child_up,
     write_swanctl_dir,
 };
 use ferroswan::lab::netns::{BackgroundProcess, Topology};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferroswan");
-
-const CASE: &str = r#"
-[[case]]
-name = "unique"
-auth = "psk"
-ike = "aes128gcm16-prfsha256-x25519"
-esp = "aes128gcm16"
-initiator = "strongswan"
-responder = "ferroswan"
-"#;
 
 /// moon's second connection.
 const CONN2: &str = "net2";
@@ -89,7 +79,7 @@ impl Lab {
     /// strongSwan on moon with `net` up and `net2` loaded, ferroswan on sun with `unique`,
     /// a ping flow lan_a → lan_b (every 50 ms) running through `net`.
     fn start(unique: &str, from: From) -> Self {
-        let case = Matrix::parse(CASE).unwrap().cases.remove(0);
+        let case = Case::psk("unique", Implementation::Strongswan, "aes128gcm16").unwrap();
         let topo = Topology::builder().build().unwrap();
         let gw_a = topo.gw_a();
         let cidr = format!("{SECOND_ADDR}/{}", gw_a.wan0.v4_prefix);

@@ -27,24 +27,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferroswan::lab::interop::{
-    FerroswanInitiation, LOG_TAIL_LINES, Matrix, RunningGateway, gateway_configs, start_ferroswan,
-    start_strongswan, vici_list_sas, wait_child_up, write_swanctl_dir,
+    Case, FerroswanInitiation, Implementation, LOG_TAIL_LINES, RunningGateway, gateway_configs,
+    start_ferroswan, start_strongswan, vici_list_sas, wait_child_up, write_swanctl_dir,
 };
 use ferroswan::lab::netns::Topology;
 use ferroswan::vici::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferroswan");
-
-/// The connection `net` between moon (ferroswan, initiator) and sun (strongSwan), PSK.
-const CASE: &str = r#"
-[[case]]
-name = "vici-load-conns"
-auth = "psk"
-ike = "aes128gcm16-prfsha256-x25519"
-esp = "aes128gcm16"
-initiator = "ferroswan"
-responder = "strongswan"
-"#;
 
 /// How long an SA may take to come up or go away.
 const SA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -294,7 +283,7 @@ secrets {
 ";
 
 fn start() -> Lab {
-    let case = Matrix::parse(CASE).unwrap().cases.remove(0);
+    let case = Case::psk("vici-load-conns", Implementation::Ferroswan, "aes128gcm16").unwrap();
     let topo = Topology::builder().build().unwrap();
     let [moon_cfg, sun_cfg] =
         gateway_configs(&case, &topo, FerroswanInitiation::UpCommand).unwrap();

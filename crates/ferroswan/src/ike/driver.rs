@@ -265,6 +265,14 @@ pub struct IkeStatus {
     pub children: Vec<ChildStatus>,
 }
 
+impl IkeStatus {
+    /// An IKE SA established now, with `children` (moved from its predecessor on a rekey).
+    fn new(info: IkeSaInfo, unique_id: u32, children: Vec<ChildStatus>) -> Self {
+        let established = Instant::now();
+        Self { info, established, unique_id, rekey_at: None, reauth_at: None, children }
+    }
+}
+
 /// What the status command shows about IKE.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
@@ -1053,17 +1061,7 @@ impl Driver {
                 let unique_id = self.unique_id();
                 let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
                 st.restarts.remove(&info.name);
-                st.sas.insert(
-                    id.0,
-                    IkeStatus {
-                        info,
-                        established: Instant::now(),
-                        unique_id,
-                        rekey_at: None,
-                        reauth_at: None,
-                        children: Vec::new(),
-                    },
-                );
+                st.sas.insert(id.0, IkeStatus::new(info, unique_id, Vec::new()));
             }
             Event::IkeSaRekeyed(info) => {
                 let new = SessionId(info.local_spi());
@@ -1078,17 +1076,7 @@ impl Driver {
                 let unique_id = self.unique_id();
                 let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
                 let children = st.sas.remove(&id.0).map(|s| s.children).unwrap_or_default();
-                st.sas.insert(
-                    new.0,
-                    IkeStatus {
-                        info,
-                        established: Instant::now(),
-                        unique_id,
-                        rekey_at: None,
-                        reauth_at: None,
-                        children,
-                    },
-                );
+                st.sas.insert(new.0, IkeStatus::new(info, unique_id, children));
             }
             Event::ChildSaUp(up) => self.install(id, *up),
             Event::ChildSaActivated { child, inbound_spi } => {

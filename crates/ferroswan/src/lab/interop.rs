@@ -318,6 +318,24 @@ impl Case {
     }
 }
 
+impl Case {
+    /// A PSK case between ferroswan and strongSwan with the suites the lifecycle suites use
+    /// (IKE `aes128gcm16-prfsha256-x25519`, ESP `esp`), `initiator` on gateway A and the
+    /// other implementation on gateway B.
+    pub fn psk(name: &str, initiator: Implementation, esp: &str) -> Result<Self, Error> {
+        let responder = match initiator {
+            Implementation::Ferroswan => Implementation::Strongswan,
+            Implementation::Strongswan => Implementation::Ferroswan,
+        };
+        let text = format!(
+            "[[case]]\nname = \"{name}\"\nauth = \"psk\"\nike = \"aes128gcm16-prfsha256-x25519\"\n\
+             esp = \"{esp}\"\ninitiator = \"{initiator}\"\nresponder = \"{responder}\"\n"
+        );
+        let mut matrix = Matrix::parse(&text)?;
+        Ok(matrix.cases.remove(0))
+    }
+}
+
 impl fmt::Display for Implementation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
