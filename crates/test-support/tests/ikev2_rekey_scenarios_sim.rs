@@ -172,12 +172,7 @@ fn config(side: Side, ike_ke: &[KeId], esp_ke: &[KeId]) -> IkeConfig {
         rts,
         b"secret",
     );
-    c.children[0].lifetime = ChildLifetime {
-        rekey_time: Duration::ZERO,
-        life_time: Duration::ZERO,
-        rand_time: Duration::ZERO,
-        ..ChildLifetime::default()
-    };
+    c.children[0].lifetime = ChildLifetime::NONE;
     c.lifetime.rekey_time = Duration::ZERO;
     c
 }

@@ -48,12 +48,7 @@ fn config(side: Side, unique: UniquePolicy) -> IkeConfig {
         rts,
         b"secret",
     );
-    c.children[0].lifetime = ChildLifetime {
-        rekey_time: Duration::ZERO,
-        life_time: Duration::ZERO,
-        rand_time: Duration::ZERO,
-        ..ChildLifetime::default()
-    };
+    c.children[0].lifetime = ChildLifetime::NONE;
     c.unique = unique;
     // Identities that do not depend on the address A initiates from.
     c.local_id = Some(Identity::fqdn(if side == Side::A { "a.test" } else { "b.test" }));

@@ -126,6 +126,21 @@ pub struct ChildLifetime {
     pub rand_packets: u64,
 }
 
+impl ChildLifetime {
+    /// No limit at all: never rekeyed, never expires.
+    pub const NONE: Self = Self {
+        rekey_time: Duration::ZERO,
+        life_time: Duration::ZERO,
+        rand_time: Duration::ZERO,
+        rekey_bytes: 0,
+        life_bytes: 0,
+        rand_bytes: 0,
+        rekey_packets: 0,
+        life_packets: 0,
+        rand_packets: 0,
+    };
+}
+
 impl Default for ChildLifetime {
     /// charon's defaults: rekey after 1 h (minus up to 6 min), expire after 66 min.
     fn default() -> Self {
