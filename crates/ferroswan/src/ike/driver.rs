@@ -43,7 +43,8 @@ use ferroswan_proto::crypto::CryptoProvider;
 use ferroswan_proto::esp::{InboundSa, OutboundSa, PacketBuf};
 use ferroswan_proto::ikev2::config::IkeConfig;
 use ferroswan_proto::ikev2::session::{
-    ChildSaUp, ChildState, Event, IkeRekeyCollision, IkeSaInfo, Role, SupersedeCause, Transmit,
+    ChildSaUp, ChildState, CloseReason, DownReason, Event, IkeRekeyCollision, IkeSaInfo, Role,
+    SupersedeCause, Transmit,
 };
 use ferroswan_proto::ikev2::ts::TriggerFlow;
 use ferroswan_proto::ikev2::{Endpoint, SessionId};
@@ -430,17 +431,21 @@ impl Driver {
         self.sync_traps();
     }
 
+    /// The first connection that has a child named `child` (charon's lookup when a command
+    /// names only the child).
+    fn conn_with_child(&self, child: &str) -> Option<String> {
+        self.endpoint
+            .connections()
+            .iter()
+            .find(|c| c.child(child).is_some())
+            .map(|c| c.name.clone())
+    }
+
     /// VICI `install`: a trap policy for `child` (of `conn`, or the first connection that has
     /// it), as swanctl `--install` asks charon for one.
     fn install_trap(&mut self, conn: Option<String>, child: &str) -> Result<String, String> {
         let conn = conn
-            .or_else(|| {
-                self.endpoint
-                    .connections()
-                    .iter()
-                    .find(|c| c.child(child).is_some())
-                    .map(|c| c.name.clone())
-            })
+            .or_else(|| self.conn_with_child(child))
             .ok_or_else(|| format!("configuration name not found: {child}"))?;
         self.trap_selectors(&conn, child)?;
         let key = (conn, child.to_owned());
@@ -533,14 +538,7 @@ impl Driver {
                 self.endpoint.handle(now, local, remote, &bytes)
             }
             Input::Command(Command::Initiate { conn, child, reply }) => {
-                let conn = conn.or_else(|| {
-                    let child = child.as_deref()?;
-                    self.endpoint
-                        .connections()
-                        .iter()
-                        .find(|c| c.child(child).is_some())
-                        .map(|c| c.name.clone())
-                });
+                let conn = conn.or_else(|| self.conn_with_child(child.as_deref()?));
                 let Some(conn) = conn else {
                     let _ = reply
                         .send(Err("no connection with that child (give --ike or --child)".into()));
@@ -657,14 +655,7 @@ impl Driver {
             .find(|c| c.name == conn)
             .ok_or_else(|| format!("no connection named '{conn}'"))?;
         let child = config.child(child).ok_or_else(|| format!("no child named '{child}'"))?;
-        let remote = *config
-            .remote_addrs
-            .first()
-            .ok_or("the connection has no single remote address to initiate to (remote_addrs)")?;
-        let local = match config.local_addrs.first() {
-            Some(ip) => *ip,
-            None => source_for(remote).map_err(|e| format!("no route to {remote}: {e}"))?,
-        };
+        let (local, remote) = initiation_addrs(config)?;
         let selectors = SaSelectors::new(
             ferroswan_proto::ikev2::ts::resolve(&child.local_ts, local),
             ferroswan_proto::ikev2::ts::resolve(&child.remote_ts, remote),
@@ -938,15 +929,7 @@ impl Driver {
             .find(|c| c.name == conn)
             .cloned()
             .ok_or_else(|| format!("no connection named '{conn}'"))?;
-        let remote_ip = *config.remote_addrs.first().ok_or_else(|| {
-            format!(
-                "connection '{conn}' has no single remote address to initiate to (remote_addrs)"
-            )
-        })?;
-        let local_ip = match config.local_addrs.first() {
-            Some(ip) => *ip,
-            None => source_for(remote_ip).map_err(|e| format!("no route to {remote_ip}: {e}"))?,
-        };
+        let (local_ip, remote_ip) = initiation_addrs(&config)?;
         let child =
             child.map(str::to_owned).or_else(|| config.children.first().map(|c| c.name.clone()));
         tracing::info!(
@@ -1103,7 +1086,7 @@ impl Driver {
                         sa.children.retain(|c| c.up.inbound_spi != inbound_spi);
                     }
                 }
-                if reason == ferroswan_proto::ikev2::session::DownReason::PeerDelete
+                if reason == DownReason::PeerDelete
                     && let Some(conn) = self.endpoint.session(id).map(|s| s.config().name.clone())
                 {
                     self.arm_traps(&conn, Some(&child), true);
@@ -1167,29 +1150,23 @@ impl Driver {
                 st.notices.insert(conn, (std::time::SystemTime::now(), line));
             }
             Event::Closed(reason) => {
-                // A try ended: a restart still due is announced again right after this.
-                if let Some(s) = self.endpoint.session(id) {
-                    let conn = s.config().name.clone();
+                let session = self
+                    .endpoint
+                    .session(id)
+                    .map(|s| (s.config().name.clone(), s.was_established()));
+                if let Some((conn, established)) = session {
+                    // A try ended: a restart still due is announced again right after this.
                     self.status
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .restarts
                         .remove(&conn);
-                }
-                let closed = self
-                    .endpoint
-                    .session(id)
-                    .filter(|s| s.was_established())
-                    .map(|s| s.config().name.clone());
-                if let Some(conn) = closed {
-                    match reason {
-                        ferroswan_proto::ikev2::session::CloseReason::PeerDelete => {
-                            self.arm_traps(&conn, None, true)
+                    if established {
+                        match reason {
+                            CloseReason::PeerDelete => self.arm_traps(&conn, None, true),
+                            CloseReason::Timeout => self.arm_traps(&conn, None, false),
+                            _ => {}
                         }
-                        ferroswan_proto::ikev2::session::CloseReason::Timeout => {
-                            self.arm_traps(&conn, None, false)
-                        }
-                        _ => {}
                     }
                 }
                 let name = self
@@ -1496,6 +1473,22 @@ fn rekey_reason(
     let over = |limit: Option<u64>, a: u64, b: u64| limit.is_some_and(|l| a >= l || b >= l);
     (over(soft.0, inbound.0, outbound.0) || over(soft.1, inbound.1, outbound.1))
         .then_some("reached its soft byte/packet limit")
+}
+
+/// The addresses connection `config` is initiated between: its first remote address, and its
+/// first local one or the source the kernel would use toward the remote.
+fn initiation_addrs(config: &IkeConfig) -> Result<(IpAddr, IpAddr), String> {
+    let remote = *config.remote_addrs.first().ok_or_else(|| {
+        format!(
+            "connection '{}' has no single remote address to initiate to (remote_addrs)",
+            config.name
+        )
+    })?;
+    let local = match config.local_addrs.first() {
+        Some(ip) => *ip,
+        None => source_for(remote).map_err(|e| format!("no route to {remote}: {e}"))?,
+    };
+    Ok((local, remote))
 }
 
 /// The source address the kernel would use toward `remote`.

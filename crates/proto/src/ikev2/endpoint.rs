@@ -112,6 +112,13 @@ const RESTART_PROBE_MAX: core::time::Duration = core::time::Duration::from_secs(
 /// before deleting it (strongSwan's 10 s).
 const REPLACE_GRACE: core::time::Duration = core::time::Duration::from_secs(10);
 
+/// The addresses of `session` with IKE's port 500: where a new IKE SA to the same peer starts
+/// (it floats to 4500 again if NAT is detected).
+fn ike_ports(session: &Session) -> (SocketAddr, SocketAddr) {
+    let (local, remote) = session.addresses();
+    (SocketAddr::new(local.ip(), 500), SocketAddr::new(remote.ip(), 500))
+}
+
 /// The wait between IKE_SA_INIT retransmissions of try `attempt` of a re-establishment.
 fn restart_probe_interval(attempt: u32) -> core::time::Duration {
     RESTART_PROBE_STEP.saturating_mul(attempt.max(1)).min(RESTART_PROBE_MAX)
@@ -397,18 +404,11 @@ impl Endpoint {
         let (due, later): (Vec<_>, Vec<_>) = self.restarts.drain(..).partition(|r| r.at <= now);
         self.restarts = later;
         for r in due {
-            let first = r.children.first().map(String::as_str);
-            let session =
-                Session::initiate(now, self.provider, r.conn.clone(), first, r.local, r.remote);
+            let mut session = self.new_session(now, r.conn.clone(), &r.children, r.local, r.remote);
+            session.set_attempt(r.attempt);
+            session.set_init_retransmit_cap(now, Some(restart_probe_interval(r.attempt)));
             let id = self.attach(now, session);
             self.decide_initial_contact(id);
-            if let Some(s) = self.sessions.get_mut(&id) {
-                s.set_attempt(r.attempt);
-                s.set_init_retransmit_cap(now, Some(restart_probe_interval(r.attempt)));
-                for child in r.children.iter().skip(1) {
-                    s.create_child(now, child);
-                }
-            }
         }
         self.run_replacements(now);
         let mut successors = Vec::new();
@@ -443,6 +443,24 @@ impl Endpoint {
         self.sessions.get(&id).is_some_and(|s| s.is_reauth() && !s.was_established())
     }
 
+    /// A new IKE SA of `conn` carrying `children` (the first in IKE_AUTH, the others by
+    /// CREATE_CHILD_SA once it is up), as restarts and reauthentications build them.
+    fn new_session(
+        &self,
+        now: Instant,
+        conn: Arc<super::config::IkeConfig>,
+        children: &[String],
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Session {
+        let first = children.first().map(String::as_str);
+        let mut session = Session::initiate(now, self.provider, conn, first, local, remote);
+        for child in children.iter().skip(1) {
+            session.create_child(now, child);
+        }
+        session
+    }
+
     /// Starts due reauthentications and finishes those whose new IKE SA is ready.
     fn run_reauths(&mut self, now: Instant) {
         let due: Vec<(SessionId, Vec<String>)> = self
@@ -453,15 +471,9 @@ impl Endpoint {
         for (old, children) in due {
             let Some(s) = self.sessions.get(&old) else { continue };
             let conn = s.config().clone();
-            let (local, remote) = s.addresses();
-            let (local, remote) =
-                (SocketAddr::new(local.ip(), 500), SocketAddr::new(remote.ip(), 500));
-            let first = children.first().map(String::as_str);
-            let mut new = Session::initiate(now, self.provider, conn, first, local, remote);
+            let (local, remote) = ike_ports(s);
+            let mut new = self.new_session(now, conn, &children, local, remote);
             new.set_reauth();
-            for child in children.iter().skip(1) {
-                new.create_child(now, child);
-            }
             let id = self.attach(now, new);
             self.reauths.push((id, old));
         }
@@ -525,8 +537,7 @@ impl Endpoint {
     fn plan_restart(&mut self, now: Instant, id: SessionId, reason: &CloseReason) {
         let Some(s) = self.sessions.get(&id) else { return };
         let conn = s.config().clone();
-        let (local, remote) = s.addresses();
-        let (local, remote) = (SocketAddr::new(local.ip(), 500), SocketAddr::new(remote.ip(), 500));
+        let (local, remote) = ike_ports(s);
         let (children, attempt, at) = if s.was_established() {
             let wanted: Vec<String> = conn
                 .children
