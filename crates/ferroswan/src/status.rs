@@ -423,31 +423,21 @@ impl StatusHandler {
                 return Message::new().kv("success", "no").kv("errmsg", &e);
             }
         };
-        let (tx, rx) = std::sync::mpsc::channel();
-        let command = match name {
-            "initiate" => crate::ike::Command::Initiate {
-                conn: target.ike.clone(),
-                child: target.child.clone(),
-                reply: tx,
-            },
-            "rekey" => crate::ike::Command::Rekey {
-                reauth: request.get_str("reauth") == Some("yes"),
-                target,
-                reply: tx,
-            },
-            _ => crate::ike::Command::Terminate { target, reply: tx },
-        };
-        if ike.tx.send(crate::ike::Input::Command(command)).is_err() {
-            return Message::new().kv("success", "no").kv("errmsg", "IKE thread is not running");
-        }
+        let reauth = request.get_str("reauth") == Some("yes");
         let timeout = request
             .get_str("timeout")
             .and_then(|t| t.parse::<u64>().ok())
             .filter(|t| *t > 0)
             .map_or(Duration::from_secs(60), Duration::from_millis);
-        let result = rx
-            .recv_timeout(timeout)
-            .unwrap_or_else(|_| Err("timeout waiting for the IKE SA".into()));
+        let result = ike.request(timeout, "timeout waiting for the IKE SA", |reply| match name {
+            "initiate" => crate::ike::Command::Initiate {
+                conn: target.ike.clone(),
+                child: target.child.clone(),
+                reply,
+            },
+            "rekey" => crate::ike::Command::Rekey { reauth, target, reply },
+            _ => crate::ike::Command::Terminate { target, reply },
+        });
         let line = match &result {
             Ok(s) | Err(s) => s.clone(),
         };
@@ -469,19 +459,17 @@ impl StatusHandler {
             return fail("missing configuration name");
         };
         let conn = request.get_str("ike").map(str::to_owned);
-        let (reply, rx) = std::sync::mpsc::channel();
-        let command = if name == "install" {
-            crate::ike::Command::InstallTrap { conn, child, reply }
-        } else {
-            crate::ike::Command::UninstallTrap { conn, child, reply }
-        };
-        if ike.tx.send(crate::ike::Input::Command(command)).is_err() {
-            return fail("IKE thread is not running");
-        }
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(_)) => Message::new().kv("success", "yes"),
-            Ok(Err(e)) => fail(&e),
-            Err(_) => fail("the IKE thread did not answer"),
+        let result =
+            ike.request(Duration::from_secs(10), "the IKE thread did not answer", |reply| {
+                if name == "install" {
+                    crate::ike::Command::InstallTrap { conn, child, reply }
+                } else {
+                    crate::ike::Command::UninstallTrap { conn, child, reply }
+                }
+            });
+        match result {
+            Ok(_) => Message::new().kv("success", "yes"),
+            Err(e) => fail(&e),
         }
     }
 

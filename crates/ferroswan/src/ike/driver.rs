@@ -297,6 +297,23 @@ pub struct IkeHandle {
     pub status: Arc<Mutex<Status>>,
 }
 
+impl IkeHandle {
+    /// Sends the command `make` builds around a reply channel to the IKE thread and waits up
+    /// to `timeout` for its answer (`late`: the error then).
+    pub fn request(
+        &self,
+        timeout: Duration,
+        late: &str,
+        make: impl FnOnce(Sender<Result<String, String>>) -> Command,
+    ) -> Result<String, String> {
+        let (reply, rx) = mpsc::channel();
+        if self.tx.send(Input::Command(make(reply))).is_err() {
+            return Err("IKE thread is not running".into());
+        }
+        rx.recv_timeout(timeout).unwrap_or_else(|_| Err(late.to_owned()))
+    }
+}
+
 struct Installed {
     session: SessionId,
     outbound: Arc<OutboundEntry>,
