@@ -33,10 +33,6 @@ use crate::ikev2::proposal::{self, Suite};
 use crate::ikev2::protect::SaCrypto;
 use crate::wire::ikev2::{ExchangeType, HeaderRepr, Ke, Nonce, Notify, NotifyType, Payload, Sa};
 
-/// Retry a refused IKE rekey after this (minus up to the jitter).
-const RETRY: Duration = Duration::from_secs(15);
-const RETRY_JITTER: Duration = Duration::from_secs(5);
-
 /// How long an old or redundant IKE SA waits for the peer's DELETE before it is dropped
 /// (strongSwan deletes a passively rekeyed IKE SA after 90 s).
 const RETIRE_WAIT: Duration = Duration::from_secs(90);
@@ -150,7 +146,7 @@ impl Session {
     }
 
     fn ike_retry_later(&mut self, now: Instant) {
-        self.ike_rekey_at = self.jittered(now, RETRY, RETRY_JITTER);
+        self.ike_rekey_at = self.retry_at(now);
     }
 
     // ---- initiator ----

@@ -37,8 +37,9 @@ use crate::wire::ikev2::NotifyType;
 /// Nothing is sent on it any more.
 pub(super) const REKEY_LINGER: Duration = Duration::from_secs(2);
 
-/// How long to wait before trying a refused rekey again (strongSwan: 15 s minus up to 10 s).
-const RETRY_BASE: Duration = Duration::from_secs(10);
+/// When to try a refused CHILD or IKE rekey again: after this, minus up to
+/// [`RETRY_JITTER`] (10–15 s; strongSwan: 15 s minus up to 10 s).
+const RETRY: Duration = Duration::from_secs(15);
 const RETRY_JITTER: Duration = Duration::from_secs(5);
 
 /// Our rekeying of a CHILD_SA, carried by its CREATE_CHILD_SA request.
@@ -215,6 +216,11 @@ impl Session {
         let rand = rand.min(base);
         let millis = u64::try_from(rand.as_millis()).unwrap_or(u64::MAX);
         Some(now + base - Duration::from_millis(self.random_up_to(millis)))
+    }
+
+    /// When to try a refused rekey (CHILD or IKE) again.
+    pub(super) fn retry_at(&self, now: Instant) -> Option<Instant> {
+        self.jittered(now, RETRY, RETRY_JITTER)
     }
 
     /// The ESP core's byte and packet limits for a child (time limits are ours).
@@ -410,7 +416,7 @@ impl Session {
         {
             c.state = ChildState::Installed;
             c.rekey_at = None;
-            if let Some(at) = self.jittered(now, RETRY_BASE + RETRY_JITTER, RETRY_JITTER) {
+            if let Some(at) = self.retry_at(now) {
                 self.rekey_retries.push((at, old_in));
             }
         }
